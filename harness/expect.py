@@ -1,0 +1,85 @@
+"""What a test body asserts, and how a deviation from the page is reported.
+
+A test body states what the page promises and what the kernel did.  When they differ it
+raises :class:`Deviation` with both, and the report shows them beside the clause's quote.
+Values a test wants in the report even when it passes go through :func:`observe`.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+from typing import Any, Callable
+
+OBSERVED: dict[str, Any] = {}   # reset in every test child by the sandbox
+
+
+class Deviation(AssertionError):
+    """The kernel did not do what the page says."""
+
+    def __init__(self, what: str, expected: Any, observed: Any):
+        self.what, self.expected, self.observed = what, expected, observed
+        super().__init__(f"{what}: expected {_show(expected)}, observed {_show(observed)}")
+
+
+class Skip(Exception):
+    """The test cannot run here; the reason says why (capability, LSM, config, kernel)."""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return repr(bytes(value))
+    return str(value) if isinstance(value, str) else repr(value)
+
+
+def errno_name(code: int | None) -> str:
+    return errno_mod.errorcode.get(code, str(code)) if code is not None else "no error"
+
+
+def observe(name: str, value: Any) -> Any:
+    """Record an observed value for the report; returns it."""
+    OBSERVED[name] = value
+    return value
+
+
+def skip(reason: str) -> None:
+    raise Skip(reason)
+
+
+def equal(what: str, observed: Any, expected: Any) -> Any:
+    """Deviation unless ``observed == expected``."""
+    observe(what, observed)
+    if observed != expected:
+        raise Deviation(what, expected, observed)
+    return observed
+
+
+def true(what: str, condition: bool, expected: Any = True, observed: Any = False) -> None:
+    if not condition:
+        raise Deviation(what, expected, observed)
+
+
+def errno(expected: str | tuple[str, ...], call: Callable, *args, what: str | None = None, **kw) -> OSError:
+    """Call ``call(*args, **kw)``; it must fail with errno ``expected`` (a name, or a tuple
+    of names when the page allows several).  Returns the OSError."""
+    names = (expected,) if isinstance(expected, str) else tuple(expected)
+    label = what or getattr(call, "__name__", "call")
+    want = " or ".join(names)
+    try:
+        result = call(*args, **kw)
+    except OSError as exc:
+        got = errno_name(exc.errno)
+        observe(label, got)
+        if got not in names:
+            raise Deviation(label, want, got) from None
+        return exc
+    observe(label, f"success ({result!r})")
+    raise Deviation(label, want, f"success (returned {result!r})")
+
+
+def succeeds(call: Callable, *args, what: str | None = None, **kw) -> Any:
+    """Call ``call``; an OSError is a deviation (the page says this works)."""
+    label = what or getattr(call, "__name__", "call")
+    try:
+        return call(*args, **kw)
+    except OSError as exc:
+        raise Deviation(label, "success", errno_name(exc.errno)) from None

@@ -1,0 +1,182 @@
+"""Exact-bytes socket calls through libc, for what Python's socket module cannot express.
+
+Every function takes a file descriptor (``sock.fileno()``) and raw bytes, calls the libc
+wrapper of the syscall of the same name, and raises ``OSError`` with the kernel's errno on
+failure.  Addresses are built with :mod:`harness.sockaddr`, control data with
+:mod:`harness.cmsg`.  Pass :data:`FAULT` instead of a buffer to hand the kernel an invalid
+user pointer (for EFAULT).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+
+from harness.libc import check as _check
+from harness.libc import libc
+from harness.sockaddr import SOCKADDR_UN, Unpacked
+
+FAULT = object()                       # stands for an invalid user-space pointer
+_FAULT_PTR = ctypes.c_void_p(0x10)     # never mapped: the first page is reserved
+socklen_t = ctypes.c_uint32
+
+
+def _in(buf):
+    """A (pointer, length) pair for input bytes, or the invalid pointer."""
+    if buf is FAULT:
+        return _FAULT_PTR, 0
+    if buf is None:
+        return None, 0
+    cbuf = ctypes.create_string_buffer(bytes(buf), max(len(buf), 1))
+    return cbuf, len(buf)
+
+
+def bind(fd: int, addr: bytes, addrlen: int | None = None) -> None:
+    ptr, n = _in(addr)
+    _check(libc.bind(fd, ptr, socklen_t(n if addrlen is None else addrlen)), "bind")
+
+
+def connect(fd: int, addr: bytes, addrlen: int | None = None) -> None:
+    ptr, n = _in(addr)
+    _check(libc.connect(fd, ptr, socklen_t(n if addrlen is None else addrlen)), "connect")
+
+
+def _name_call(fn, call: str, fd: int, bufsize: int, fill: bytes) -> Unpacked:
+    buf = ctypes.create_string_buffer(fill.ljust(bufsize, b"\0")[:bufsize] or b"\0", max(bufsize, 1))
+    length = socklen_t(bufsize)
+    _check(fn(fd, buf, ctypes.byref(length)), call)
+    whole = buf.raw[:bufsize]
+    return Unpacked(whole[: min(length.value, bufsize)], length.value, whole)
+
+
+def getsockname(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"") -> Unpacked:
+    """getsockname(2) into a buffer of ``bufsize`` bytes, pre-filled with ``fill``."""
+    return _name_call(libc.getsockname, "getsockname", fd, bufsize, fill)
+
+
+def getpeername(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"") -> Unpacked:
+    return _name_call(libc.getpeername, "getpeername", fd, bufsize, fill)
+
+
+def accept(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"", flags: int = 0) -> tuple[int, Unpacked]:
+    buf = ctypes.create_string_buffer(fill.ljust(bufsize, b"\0")[:bufsize] or b"\0", max(bufsize, 1))
+    length = socklen_t(bufsize)
+    newfd = _check(libc.accept4(fd, buf, ctypes.byref(length), flags), "accept")
+    whole = buf.raw[:bufsize]
+    return newfd, Unpacked(whole[: min(length.value, bufsize)], length.value, whole)
+
+
+def sendto(fd: int, data: bytes, addr, addrlen: int | None = None, flags: int = 0) -> int:
+    dptr, dn = _in(data)
+    aptr, an = _in(addr)
+    return _check(
+        libc.sendto(fd, dptr, ctypes.c_size_t(dn), flags, aptr, socklen_t(an if addrlen is None else addrlen)),
+        "sendto",
+    )
+
+
+class iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+class msghdr(ctypes.Structure):
+    _fields_ = [
+        ("msg_name", ctypes.c_void_p),
+        ("msg_namelen", socklen_t),
+        ("msg_iov", ctypes.POINTER(iovec)),
+        ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p),
+        ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    ]
+
+
+def sendmsg(fd: int, data: bytes = b"", control: bytes = b"", name: bytes | None = None,
+            flags: int = 0, namelen: int | None = None) -> int:
+    """sendmsg(2) with one iovec holding ``data`` (empty means no iovec at all)."""
+    keep = []
+    msg = msghdr()
+    if data:
+        dbuf = ctypes.create_string_buffer(data, len(data))
+        iov = iovec(ctypes.cast(dbuf, ctypes.c_void_p), len(data))
+        keep += [dbuf, iov]
+        msg.msg_iov = ctypes.pointer(iov)
+        msg.msg_iovlen = 1
+    if control:
+        cbuf = ctypes.create_string_buffer(control, len(control))
+        keep.append(cbuf)
+        msg.msg_control = ctypes.cast(cbuf, ctypes.c_void_p)
+        msg.msg_controllen = len(control)
+    if name is not None:
+        nbuf = ctypes.create_string_buffer(name, max(len(name), 1))
+        keep.append(nbuf)
+        msg.msg_name = ctypes.cast(nbuf, ctypes.c_void_p)
+        msg.msg_namelen = len(name) if namelen is None else namelen
+    return _check(libc.sendmsg(fd, ctypes.byref(msg), flags), "sendmsg")
+
+
+@dataclass(frozen=True)
+class Received:
+    data: bytes          # the bytes placed in the buffer
+    nbytes: int          # recvmsg's return value (with MSG_TRUNC, the real datagram length)
+    control: bytes       # msg_controllen bytes of msg_control, for harness.cmsg.decode
+    flags: int           # msg_flags
+    name: Unpacked | None
+
+
+def recvmsg(fd: int, bufsize: int = 4096, controllen: int = 0, flags: int = 0,
+            namelen: int = 0) -> Received:
+    """recvmsg(2) with a ``bufsize`` data buffer and a ``controllen`` control buffer.
+
+    ``controllen=0`` passes msg_control = NULL, the page's "no buffer is provided" case.
+    """
+    dbuf = ctypes.create_string_buffer(max(bufsize, 1))
+    iov = iovec(ctypes.cast(dbuf, ctypes.c_void_p), bufsize)
+    msg = msghdr()
+    msg.msg_iov = ctypes.pointer(iov)
+    msg.msg_iovlen = 1
+    cbuf = ctypes.create_string_buffer(max(controllen, 1))
+    if controllen:
+        msg.msg_control = ctypes.cast(cbuf, ctypes.c_void_p)
+        msg.msg_controllen = controllen
+    nbuf = ctypes.create_string_buffer(max(namelen, 1))
+    if namelen:
+        msg.msg_name = ctypes.cast(nbuf, ctypes.c_void_p)
+        msg.msg_namelen = namelen
+    n = _check(libc.recvmsg(fd, ctypes.byref(msg), flags), "recvmsg")
+    name = None
+    if namelen:
+        whole = nbuf.raw[:namelen]
+        name = Unpacked(whole[: min(msg.msg_namelen, namelen)], msg.msg_namelen, whole)
+    return Received(
+        data=dbuf.raw[: min(n, bufsize)],
+        nbytes=n,
+        control=cbuf.raw[: msg.msg_controllen] if controllen else b"",
+        flags=msg.msg_flags,
+        name=name,
+    )
+
+
+def getsockopt(fd: int, level: int, option: int, buflen: int) -> tuple[bytes, int]:
+    """getsockopt(2) into ``buflen`` bytes: the bytes written and the returned optlen.
+
+    On failure the OSError carries ``.optlen``, the optlen the kernel left (ERANGE
+    callers read the required length from it).
+    """
+    buf = ctypes.create_string_buffer(max(buflen, 1))
+    length = socklen_t(buflen)
+    ret = libc.getsockopt(fd, level, option, buf, ctypes.byref(length))
+    if ret < 0:
+        err = ctypes.get_errno()
+        exc = OSError(err, f"getsockopt: {os.strerror(err)}")
+        exc.optlen = length.value
+        raise exc
+    return buf.raw[: min(length.value, buflen)], length.value
+
+
+def ioctl_int(fd: int, request: int) -> int:
+    """ioctl(fd, request, &value) for an int-valued request (SIOCINQ, SIOCOUTQ, ...)."""
+    value = ctypes.c_int(-1)
+    _check(libc.ioctl(fd, ctypes.c_ulong(request), ctypes.byref(value)), "ioctl")
+    return value.value

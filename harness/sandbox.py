@@ -1,0 +1,194 @@
+"""The one sandbox: run a test body in a forked child, isolated, with a time limit.
+
+The child gets its own process group, a fresh network namespace with loopback up, and its
+own temporary working directory.  It reports back through a pipe as JSON: the outcome,
+the message, expected vs observed for a deviation, and the values it observed.  When the
+time limit passes, the child and everything in its process group are killed; after a
+normal exit the group is killed too, so nothing a test started outlives it.  The working
+directory is removed whatever happened.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import struct
+import select
+import shutil
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from harness import expect, inject, netns
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass
+class Outcome:
+    status: str                       # passed | failed | skipped | error | timeout | crashed
+    message: str = ""
+    expected: Any = None
+    observed: Any = None
+    values: dict = field(default_factory=dict)
+    traceback: str = ""
+    duration: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return repr(bytes(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_jsonable(v) for v in value)
+    return repr(value)
+
+
+def _child(body: Callable[[], Any], wfd: int, workdir: str, ns_fd: int | None,
+           faults: tuple[list[str], int] | None) -> None:
+    result: dict[str, Any]
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        expect.OBSERVED.clear()
+        if ns_fd is not None:
+            netns.enter(ns_fd)
+            os.close(ns_fd)
+        os.chdir(workdir)
+        if faults:
+            inject.fail_syscalls(*faults)
+        body()
+        result = {"status": "passed"}
+    except expect.Skip as exc:
+        result = {"status": "skipped", "message": str(exc)}
+    except expect.Deviation as exc:
+        result = {"status": "failed", "message": str(exc), "expected": exc.expected,
+                  "observed": exc.observed, "traceback": traceback.format_exc()}
+    except AssertionError as exc:
+        result = {"status": "failed", "message": str(exc) or "assertion failed",
+                  "traceback": traceback.format_exc()}
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+        result = {"status": "error", "message": f"{type(exc).__name__}: {exc}",
+                  "traceback": traceback.format_exc()}
+    result["values"] = dict(expect.OBSERVED)
+    try:
+        data = json.dumps(_jsonable(result)).encode()
+        view = memoryview(_FRAME.pack(len(data)) + data)
+        while view:
+            view = view[os.write(wfd, view):]
+    finally:
+        os._exit(0)
+
+
+_FRAME = struct.Struct("=I")
+
+
+def _read_report(rfd: int, deadline: float) -> tuple[bytes, bool]:
+    """Read the child's length-prefixed report; (data, timed_out).  Empty data means the
+    child died without reporting.  The frame, not EOF, ends the report: a process the body
+    left running may still hold the pipe open."""
+    buf = b""
+    want = _FRAME.size
+    while len(buf) < want:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b"", True
+        ready, _, _ = select.select([rfd], [], [], left)
+        if not ready:
+            return b"", True
+        chunk = os.read(rfd, 65536)
+        if not chunk:
+            return b"", False
+        buf += chunk
+        if want == _FRAME.size and len(buf) >= _FRAME.size:
+            want += _FRAME.unpack_from(buf)[0]
+    return buf[_FRAME.size:want], False
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+_unreaped: list[int] = []
+
+
+def reap(block: bool = False) -> None:
+    """Collect children that have reported and exited.  Reaping is deferred so that a
+    child's exit (address space and namespace teardown) overlaps the parent's next work;
+    the plugin calls ``reap(block=True)`` at the end of the session."""
+    for pid in list(_unreaped):
+        try:
+            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _unreaped.remove(pid)
+
+
+def run(body: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, isolate_net: bool = True,
+        faults: tuple[list[str], int] | None = None, tmp_root: str | None = None) -> Outcome:
+    """Run ``body()`` in an isolated child and return what happened."""
+    workdir = tempfile.mkdtemp(prefix="sockspec-", dir=tmp_root)
+    os.chmod(workdir, 0o755)
+    ns_fd = netns.POOL.take() if isolate_net else None
+    start = time.monotonic()
+    rfd, wfd = os.pipe()
+    gc.freeze()  # objects that exist now are not touched by the child's collector
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(rfd)
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
+        _child(body, wfd, workdir, ns_fd, faults)
+    os.close(wfd)
+    if ns_fd is not None:
+        os.close(ns_fd)  # the child holds the namespace now; it dies with the child
+    status = None
+    try:
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child did it first, or has already exited
+        data, timed_out = _read_report(rfd, start + timeout)
+        _kill_group(pid)  # on time-out the child; always whatever it left running
+        if data:
+            _unreaped.append(pid)
+        else:
+            _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(rfd)
+        shutil.rmtree(workdir, ignore_errors=True)
+        reap()
+    duration = time.monotonic() - start
+    if timed_out:
+        return Outcome("timeout", f"timed out after {timeout:g} s: the test child and its "
+                       "process group were killed", duration=duration)
+    if not data:
+        how = (f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+               if os.WIFSIGNALED(status) else f"exit status {os.waitstatus_to_exitcode(status)}")
+        return Outcome("crashed", f"the test child died without reporting ({how})", duration=duration)
+    result = json.loads(data)
+    return Outcome(
+        status=result["status"], message=result.get("message", ""),
+        expected=result.get("expected"), observed=result.get("observed"),
+        values=result.get("values", {}), traceback=result.get("traceback", ""),
+        duration=duration,
+    )
