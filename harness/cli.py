@@ -1,0 +1,124 @@
+"""sockspec's command line.
+
+    ./sockspec run [--page unix.7] [--clause ID] [-n 2] [--baseline FILE --gate] [-- PYTEST ARGS]
+    ./sockspec report [results.json] [index.html]
+    ./sockspec selftest [PYTEST ARGS]
+
+``run`` runs the conformance suites and writes ``reports/out/results.json`` and
+``reports/out/index.html``.  Its exit status is 0 when the run completed, whatever the
+kernel did (deviations are findings, listed in the report); 2 when the run itself broke;
+with ``--gate``, 1 when a deviation is not recorded in the ``--baseline`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import catalogue
+from reports import baseline, html
+
+ROOT = catalogue.ROOT
+OUT = ROOT / "reports" / "out"
+
+
+def _suite_paths(pages: list[str]) -> list[str]:
+    if not pages:
+        return ["suites"]
+    known = catalogue.load_all()
+    paths = []
+    for name in pages:
+        page = known.get(name) or next((p for p in known.values() if p.suite == name), None)
+        if page is None:
+            raise SystemExit(f"unknown page {name!r}; known: {', '.join(known)}")
+        paths.append(f"suites/{page.suite}")
+    return paths
+
+
+def cmd_run(args, extra: list[str]) -> int:
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    if results_path.exists():
+        results_path.unlink()
+    cmd = [sys.executable, "-m", "pytest", *_suite_paths(args.page),
+           f"--sockspec-results={results_path}", "-q"]
+    for cid in args.clause:
+        cmd.append(f"--sockspec-clause={cid}")
+    if args.jobs:
+        cmd += ["-n", str(args.jobs)]
+    if args.timeout:
+        cmd.append(f"--sockspec-timeout={args.timeout}")
+    cmd += extra
+    print("+", " ".join(cmd), flush=True)
+    rc = subprocess.call(cmd, cwd=ROOT)
+    if rc not in (0, 1) or not results_path.exists():
+        print(f"sockspec: the run itself broke (pytest exit status {rc}); no report written",
+              file=sys.stderr)
+        return 2
+    doc = json.loads(results_path.read_text())
+    (out / "index.html").write_text(html.render(doc))
+    c = doc["summary"]["clauses"]
+    print(f"sockspec: {sum(c.values())} clauses: " + ", ".join(f"{n} {v}" for v, n in c.items()))
+    print(f"sockspec: report {out / 'index.html'}, results {results_path}")
+    if args.baseline:
+        cmp = baseline.compare(doc, baseline.load(Path(args.baseline)))
+        for t, k in cmp["known"]:
+            print(f"  known deviation: {t['nodeid']} ({k.clause}): {k.reason}")
+        for k in cmp["fixed"]:
+            print(f"  no longer deviates: {k.clause} ({k.reason})")
+        for t in cmp["new"]:
+            print(f"  NEW deviation: {t['nodeid']} {t['clauses']}: {t['message']}")
+        if args.gate and cmp["new"]:
+            print(f"sockspec: gate: {len(cmp['new'])} deviation(s) not in {args.baseline}")
+            return 1
+    elif args.gate:
+        failing = [t for t in doc["tests"] if t["outcome"] in ("failed", "error")]
+        if failing:
+            print(f"sockspec: gate: {len(failing)} deviation(s) and no baseline")
+            return 1
+    return 0
+
+
+def cmd_report(args, extra) -> int:
+    return html.main([args.results, args.html] if args.html else [args.results])
+
+
+def cmd_selftest(args, extra) -> int:
+    return subprocess.call([sys.executable, "-m", "pytest", "tests", *extra], cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    p = argparse.ArgumentParser(prog="sockspec", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the conformance suites and write the report")
+    r.add_argument("--page", action="append", default=[],
+                   help="a page (unix.7, ip.7, ...) or suite (unix7); repeatable; default all")
+    r.add_argument("--clause", action="append", default=[], help="a clause id or id prefix; repeatable")
+    r.add_argument("-n", "--jobs", help="parallel workers (pytest-xdist), e.g. 2 or auto")
+    r.add_argument("--timeout", type=float, help="time limit of each test child, seconds")
+    r.add_argument("--out", default=str(OUT), help="output folder (default reports/out)")
+    r.add_argument("--baseline", help="a baseline file of known deviations")
+    r.add_argument("--gate", action="store_true", help="exit 1 on a deviation not in the baseline")
+    r.set_defaults(fn=cmd_run)
+    rp = sub.add_parser("report", help="render results.json as HTML")
+    rp.add_argument("results", nargs="?", default=str(OUT / "results.json"))
+    rp.add_argument("html", nargs="?")
+    rp.set_defaults(fn=cmd_report)
+    st = sub.add_parser("selftest", help="run the project's own tests")
+    st.set_defaults(fn=cmd_selftest)
+    args, unknown = p.parse_known_args(argv)
+    return args.fn(args, unknown + extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
