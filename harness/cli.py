@@ -3,6 +3,7 @@
     ./sockspec run [--page unix.7] [--clause ID] [-n 2] [--baseline FILE --gate] [-- PYTEST ARGS]
     ./sockspec report [results.json] [index.html]
     ./sockspec selftest [PYTEST ARGS]
+    ./sockspec bench [--suite unix7] [--iterations N]
 
 ``run`` runs the conformance suites and writes ``reports/out/results.json`` and
 ``reports/out/index.html``.  Its exit status is 0 when the run completed, whatever the
@@ -91,6 +92,12 @@ def cmd_selftest(args, extra) -> int:
     return subprocess.call([sys.executable, "-m", "pytest", "tests", *extra], cwd=ROOT)
 
 
+def cmd_bench(args, extra) -> int:
+    from harness import bench
+
+    return bench.main(extra)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -116,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     rp.set_defaults(fn=cmd_report)
     st = sub.add_parser("selftest", help="run the project's own tests")
     st.set_defaults(fn=cmd_selftest)
+    b = sub.add_parser("bench", help="time isolation overhead and suite wall time", add_help=False)
+    b.set_defaults(fn=cmd_bench)
     args, unknown = p.parse_known_args(argv)
     return args.fn(args, unknown + extra)
 

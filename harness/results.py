@@ -25,6 +25,7 @@ VERDICTS = ("pass", "fail", "skip", "uncovered", "untestable")
 
 
 def _page_selected(page: catalogue.Page, roots: list[Path]) -> bool:
+    """The run was pointed at this page's suite (or at suites/ as a whole)."""
     suite_dir = (catalogue.SUITES / page.suite).resolve()
     for root in roots:
         if root == suite_dir or root in suite_dir.parents or suite_dir in root.parents:
@@ -59,7 +60,7 @@ def build(*, tests: list[dict], collected: dict[str, list[str]], roots: list[Pat
     clauses = []
     page_rows = []
     for page in pages.values():
-        if not _page_selected(page, roots):
+        if not _page_selected(page, roots) and not any(c.id in named for c in page.clauses):
             continue
         page_rows.append({"page": page.name, "title": page.title, "suite": page.suite,
                           "clauses": len(page.clauses)})

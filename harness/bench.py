@@ -1,0 +1,87 @@
+"""Benchmark: per-test isolation overhead, and suite wall time serial and with -n 2.
+
+    ./sockspec bench [--suite unix7] [--iterations 500]
+
+Isolation overhead is measured in a process that has pytest and the harness imported (as
+a test run's worker does): the time of ``sandbox.run(noop)`` less the time of calling
+``noop`` directly.  Suite wall times come from running pytest as a user would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest  # noqa: F401  (the size of a real worker process matters for fork)
+
+from harness import catalogue, sandbox
+
+
+def isolation_overhead(iterations: int) -> dict:
+    def noop():
+        return None
+
+    for _ in range(20):
+        sandbox.run(noop)
+    samples = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(iterations // 5):
+            sandbox.run(noop)
+        samples.append((time.perf_counter() - t) / (iterations // 5))
+    t = time.perf_counter()
+    for _ in range(iterations):
+        noop()
+    direct = (time.perf_counter() - t) / iterations
+    sandbox.reap(block=True)
+    bare = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(iterations // 5):
+            sandbox.run(noop, isolate_net=False)
+        bare.append((time.perf_counter() - t) / (iterations // 5))
+    sandbox.reap(block=True)
+    return {"per_test_ms": round((statistics.median(samples) - direct) * 1000, 3),
+            "per_test_ms_without_netns": round((statistics.median(bare) - direct) * 1000, 3),
+            "iterations": iterations}
+
+
+def suite_wall(suite: str, jobs: str | None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.json"
+        cmd = [sys.executable, "-m", "pytest", f"suites/{suite}", "-q", "-p", "no:cacheprovider",
+               f"--sockspec-results={out}"] + (["-n", jobs] if jobs else [])
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=catalogue.ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        tests = json.loads(out.read_text())["tests"] if out.exists() else []
+    return {"jobs": jobs or "serial", "wall_s": round(wall, 2), "tests": len(tests),
+            "sum_of_test_durations_s": round(sum(t["duration"] for t in tests), 2)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="sockspec bench")
+    p.add_argument("--suite", action="append", help="suite folder under suites/ (repeatable)")
+    p.add_argument("--iterations", type=int, default=500)
+    args = p.parse_args(argv)
+    suites = args.suite or sorted({q.parent.name for q in catalogue.SUITES.glob("*/test_*.py")})
+    report = {"isolation": isolation_overhead(args.iterations), "suites": {}}
+    print(f"isolation overhead: {report['isolation']['per_test_ms']} ms per test "
+          f"({report['isolation']['per_test_ms_without_netns']} ms without the fresh network namespace)")
+    for suite in suites:
+        rows = [suite_wall(suite, None), suite_wall(suite, "2")]
+        report["suites"][suite] = rows
+        for r in rows:
+            print(f"{suite}: {r['tests']} tests, {r['jobs']}: {r['wall_s']} s wall")
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
