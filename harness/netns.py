@@ -8,6 +8,7 @@ namespaces joined by veth pairs (ip(7) suite) are built with pyroute2 in
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import queue
 import socket
@@ -16,12 +17,14 @@ import threading
 
 from harness.libc import check, libc
 
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUTS = 0x04000000
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
+PR_SET_DUMPABLE = 4
 
 
 def unshare(flags: int) -> None:
@@ -45,6 +48,31 @@ def enter_fresh() -> None:
     """
     unshare(CLONE_NEWNET)
     set_link_up("lo")
+
+
+def enter_fresh_unprivileged() -> None:
+    """For a caller without CAP_SYS_ADMIN: a new user namespace mapping only the caller's
+    own uid and gid, and in it a new network namespace with loopback up.  The caller must
+    drop the capabilities the user namespace gave it before running a test body."""
+    uid, gid = os.getuid(), os.getgid()
+    # A process that changed its uids is not dumpable, which makes /proc/self/*_map root's.
+    check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+    unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"{gid} {gid} 1")
+    set_link_up("lo")
+
+
+@functools.lru_cache(maxsize=None)
+def can_create() -> bool:
+    """Whether this process may create network namespaces directly (CAP_SYS_ADMIN)."""
+    from harness import privileges
+
+    return privileges.has("CAP_SYS_ADMIN")
 
 
 def current_inode() -> int:

@@ -23,7 +23,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from harness import expect, inject, netns
+from harness import expect, inject, netns, privileges
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -57,7 +57,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _child(body: Callable[[], Any], wfd: int, workdir: str, ns_fd: int | None,
-           faults: tuple[list[str], int] | None) -> None:
+           faults: tuple[list[str], int] | None, unprivileged_ns: bool = False) -> None:
     result: dict[str, Any]
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -67,6 +67,9 @@ def _child(body: Callable[[], Any], wfd: int, workdir: str, ns_fd: int | None,
         if ns_fd is not None:
             netns.enter(ns_fd)
             os.close(ns_fd)
+        elif unprivileged_ns:
+            netns.enter_fresh_unprivileged()
+            privileges.drop_all_caps()  # the body runs with what the caller had: nothing
         os.chdir(workdir)
         if faults:
             inject.fail_syscalls(*faults)
@@ -146,7 +149,8 @@ def run(body: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, isolate_ne
     """Run ``body()`` in an isolated child and return what happened."""
     workdir = tempfile.mkdtemp(prefix="sockspec-", dir=tmp_root)
     os.chmod(workdir, 0o755)
-    ns_fd = netns.POOL.take() if isolate_net else None
+    privileged = netns.can_create()
+    ns_fd = netns.POOL.take() if isolate_net and privileged else None
     start = time.monotonic()
     rfd, wfd = os.pipe()
     gc.freeze()  # objects that exist now are not touched by the child's collector
@@ -157,7 +161,7 @@ def run(body: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, isolate_ne
             os.setpgid(0, 0)
         except OSError:
             pass
-        _child(body, wfd, workdir, ns_fd, faults)
+        _child(body, wfd, workdir, ns_fd, faults, unprivileged_ns=isolate_net and not privileged)
     os.close(wfd)
     if ns_fd is not None:
         os.close(ns_fd)  # the child holds the namespace now; it dies with the child

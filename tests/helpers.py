@@ -25,9 +25,12 @@ def run_pytest(*args, cwd=ROOT, timeout=600) -> subprocess.CompletedProcess:
                           cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
 
 
-def run_cli(*args, timeout=600) -> subprocess.CompletedProcess:
+def run_cli(*args, timeout=600, tmpdir=None) -> subprocess.CompletedProcess:
+    e = env()
+    if tmpdir is not None:
+        e["TMPDIR"] = str(tmpdir)
     return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=ROOT,
-                          env=env(), capture_output=True, text=True, timeout=timeout)
+                          env=e, capture_output=True, text=True, timeout=timeout)
 
 
 def descendants(pid: int) -> list[int]:
@@ -74,7 +77,6 @@ def host_state() -> dict:
     return {
         "named_netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
         "links": links,
-        "tmp": sorted(glob.glob("/tmp/sockspec-*")),
         "sysctls": sysctls,
         "descendants": descendants(os.getpid()),
         "netns": os.stat("/proc/self/ns/net").st_ino,

@@ -10,10 +10,13 @@ from tests.helpers import host_state, run_cli
 def test_full_run_leaves_nothing_behind_and_writes_the_report(tmp_path):
     before = host_state()
     out = tmp_path / "out"
-    r = run_cli("run", "--out", out, "-n", "2")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    r = run_cli("run", "--out", out, "-n", "2", tmpdir=tmp)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     after = host_state()
     assert after == before
+    assert list(tmp.iterdir()) == [], "the run left temporary files behind"
     doc = json.loads((out / "results.json").read_text())
     assert doc["tests"] and doc["clauses"]
     assert {c["verdict"] for c in doc["clauses"]} <= {"pass", "fail", "skip", "uncovered", "untestable"}

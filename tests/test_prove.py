@@ -9,7 +9,7 @@ import pytest
 from harness import catalogue
 from tests.helpers import run_pytest
 
-SUITES_WITH_TESTS = sorted(p.parent.name for p in catalogue.SUITES.glob("*/test_*.py"))
+SUITES_WITH_TESTS = sorted({p.parent.name for p in catalogue.SUITES.glob("*/test_*.py")})
 
 
 def _run(suite, tmp_path, *extra):
