@@ -171,3 +171,19 @@ def test_non_root_caller_gets_an_isolated_unprivileged_child():
     assert out["status"] == "passed", out
     uid, caps, ino = out["values"]["who"]
     assert uid == 65534 and caps == [] and ino != netns.current_inode()
+
+
+def test_sysctls_only_inside_the_test_namespace():
+    from harness import sysctl
+
+    with pytest.raises(sysctl.HostSysctlRefused):
+        sysctl.write("net.unix.max_dgram_qlen", 11)
+    with pytest.raises(sysctl.HostSysctlRefused):
+        sysctl.write("kernel.pid_max", 1)
+    host = sysctl.read("net.unix.max_dgram_qlen")
+
+    def body():
+        sysctl.write("net.unix.max_dgram_qlen", 77)
+        expect.equal("max_dgram_qlen", sysctl.read("net.unix.max_dgram_qlen"), "77")
+    assert sandbox.run(body).status == "passed"
+    assert sysctl.read("net.unix.max_dgram_qlen") == host
