@@ -187,3 +187,13 @@ def test_sysctls_only_inside_the_test_namespace():
         expect.equal("max_dgram_qlen", sysctl.read("net.unix.max_dgram_qlen"), "77")
     assert sandbox.run(body).status == "passed"
     assert sysctl.read("net.unix.max_dgram_qlen") == host
+
+
+def test_errno_aliases_match_and_show_the_pages_name():
+    def body():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        expect.errno("EOPNOTSUPP", s.listen, 1)
+        expect.errno("ENOTSUP", s.listen, 1)
+        expect.errno("EINVAL", s.listen, 1)
+    out = sandbox.run(body)
+    assert out.status == "failed" and out.observed == "EOPNOTSUPP"
