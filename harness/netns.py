@@ -94,7 +94,9 @@ class FreshPool:
     namespaces; the rest of the process stays where it was.
     """
 
-    def __init__(self, depth: int = 4):
+    def __init__(self, depth: int = 4, batch: int = 64):
+        self.batch = batch
+        self._retired: list[int] = []
         self._queue: queue.Queue[int] = queue.Queue(maxsize=depth)
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -121,7 +123,20 @@ class FreshPool:
             raise OSError(-fd, f"cannot create a network namespace: {os.strerror(-fd)}")
         return fd
 
+    def retire(self, fd: int) -> None:
+        """Let go of a namespace the child has joined.  Its teardown in the kernel is
+        serialized machine-wide (one cleanup worker, rtnl, RCU waits); namespaces released
+        together are torn down in one batch, so they are released ``batch`` at a time."""
+        self._retired.append(fd)
+        if len(self._retired) >= self.batch:
+            self.release()
+
+    def release(self) -> None:
+        while self._retired:
+            os.close(self._retired.pop())
+
     def close(self) -> None:
+        self.release()
         while True:
             try:
                 fd = self._queue.get_nowait()

@@ -42,29 +42,52 @@ def connect(fd: int, addr: bytes, addrlen: int | None = None) -> None:
     _check(libc.connect(fd, ptr, socklen_t(n if addrlen is None else addrlen)), "connect")
 
 
-def _name_call(fn, call: str, fd: int, bufsize: int, fill: bytes) -> Unpacked:
-    buf = ctypes.create_string_buffer(fill.ljust(bufsize, b"\0")[:bufsize] or b"\0", max(bufsize, 1))
-    length = socklen_t(bufsize)
-    _check(fn(fd, buf, ctypes.byref(length)), call)
+def _name_buffer(bufsize: int, fill: bytes):
+    return ctypes.create_string_buffer(fill.ljust(bufsize, b"\0")[:bufsize] or b"\0", max(bufsize, 1))
+
+
+def _returned(buf, bufsize: int, length) -> Unpacked:
     whole = buf.raw[:bufsize]
     return Unpacked(whole[: min(length.value, bufsize)], length.value, whole)
 
 
-def getsockname(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"") -> Unpacked:
-    """getsockname(2) into a buffer of ``bufsize`` bytes, pre-filled with ``fill``."""
-    return _name_call(libc.getsockname, "getsockname", fd, bufsize, fill)
+def _name_call(fn, call: str, fd: int, bufsize: int, fill: bytes, addrlen: int | None) -> Unpacked:
+    buf = _name_buffer(bufsize, fill)
+    length = socklen_t(bufsize if addrlen is None else addrlen)
+    _check(fn(fd, buf, ctypes.byref(length)), call)
+    return _returned(buf, bufsize, length)
 
 
-def getpeername(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"") -> Unpacked:
-    return _name_call(libc.getpeername, "getpeername", fd, bufsize, fill)
+# The calls that return an address take a buffer of ``bufsize`` bytes pre-filled with
+# ``fill`` and tell the kernel it is ``addrlen`` bytes long (default: ``bufsize``).  The
+# page's zeroed sizeof+1 idiom is ``bufsize=SOCKADDR_UN + 1, addrlen=SOCKADDR_UN``.  The
+# result holds the bytes written, the returned addrlen and the whole buffer afterwards.
+
+def getsockname(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"", addrlen: int | None = None) -> Unpacked:
+    return _name_call(libc.getsockname, "getsockname", fd, bufsize, fill, addrlen)
 
 
-def accept(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"", flags: int = 0) -> tuple[int, Unpacked]:
-    buf = ctypes.create_string_buffer(fill.ljust(bufsize, b"\0")[:bufsize] or b"\0", max(bufsize, 1))
-    length = socklen_t(bufsize)
+def getpeername(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"", addrlen: int | None = None) -> Unpacked:
+    return _name_call(libc.getpeername, "getpeername", fd, bufsize, fill, addrlen)
+
+
+def accept(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"", flags: int = 0,
+           addrlen: int | None = None) -> tuple[int, Unpacked]:
+    buf = _name_buffer(bufsize, fill)
+    length = socklen_t(bufsize if addrlen is None else addrlen)
     newfd = _check(libc.accept4(fd, buf, ctypes.byref(length), flags), "accept")
-    whole = buf.raw[:bufsize]
-    return newfd, Unpacked(whole[: min(length.value, bufsize)], length.value, whole)
+    return newfd, _returned(buf, bufsize, length)
+
+
+def recvfrom(fd: int, nbytes: int = 4096, bufsize: int = SOCKADDR_UN, fill: bytes = b"",
+             flags: int = 0, addrlen: int | None = None) -> tuple[bytes, Unpacked]:
+    """recvfrom(2) itself (not recvmsg) of up to ``nbytes`` data bytes; the address as above."""
+    data = ctypes.create_string_buffer(max(nbytes, 1))
+    buf = _name_buffer(bufsize, fill)
+    length = socklen_t(bufsize if addrlen is None else addrlen)
+    n = _check(libc.recvfrom(fd, data, ctypes.c_size_t(nbytes), flags, buf, ctypes.byref(length)),
+               "recvfrom")
+    return data.raw[: min(n, nbytes)], _returned(buf, bufsize, length)
 
 
 def sendto(fd: int, data: bytes, addr, addrlen: int | None = None, flags: int = 0) -> int:

@@ -134,7 +134,10 @@ _unreaped: list[int] = []
 def reap(block: bool = False) -> None:
     """Collect children that have reported and exited.  Reaping is deferred so that a
     child's exit (address space and namespace teardown) overlaps the parent's next work;
-    the plugin calls ``reap(block=True)`` at the end of the session."""
+    the plugin calls ``reap(block=True)`` at the end of the session, which also lets go
+    of the namespaces used so far."""
+    if block:
+        netns.POOL.release()
     for pid in list(_unreaped):
         try:
             done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
@@ -164,7 +167,7 @@ def run(body: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, isolate_ne
         _child(body, wfd, workdir, ns_fd, faults, unprivileged_ns=isolate_net and not privileged)
     os.close(wfd)
     if ns_fd is not None:
-        os.close(ns_fd)  # the child holds the namespace now; it dies with the child
+        netns.POOL.retire(ns_fd)  # the child holds it; released in batches (see netns)
     status = None
     try:
         try:

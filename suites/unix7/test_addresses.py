@@ -5,7 +5,6 @@ getsockname/getpeername/accept/recvfrom return for each.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import socket
 import stat
@@ -13,25 +12,12 @@ import stat
 import pytest
 
 from harness import expect, rawsock, sockaddr
-from harness.libc import check, libc
 from harness.sockaddr import SA_FAMILY_T, SOCKADDR_UN, SUN_PATH_OFFSET, Unpacked
 from suites.unix7.kinds import ALL, CONNECTION_ORIENTED, DGRAM, NAMES, SEQPACKET, STREAM, over, unix
 
 AF_UNIX_BYTES = sockaddr.family_bytes(socket.AF_UNIX)
 PATH = b"subject.sock"
 ABSTRACT = b"\0subject\0with nulls"     # sun_path bytes: leading null, then the name
-
-
-def _recvfrom(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"") -> tuple[bytes, Unpacked]:
-    """recvfrom(2) (the syscall itself, not recvmsg) of up to 256 data bytes, with an
-    address buffer of ``bufsize`` bytes pre-filled with ``fill`` (as rawsock.getsockname)."""
-    data = ctypes.create_string_buffer(256)
-    name = ctypes.create_string_buffer(fill.ljust(bufsize, b"\0")[:bufsize] or b"\0", max(bufsize, 1))
-    length = rawsock.socklen_t(bufsize)
-    n = check(libc.recvfrom(fd, data, ctypes.c_size_t(256), socket.MSG_DONTWAIT, name,
-                            ctypes.byref(length)), "recvfrom")
-    whole = name.raw[:bufsize]
-    return data.raw[:n], Unpacked(whole[: min(length.value, bufsize)], length.value, whole)
 
 
 # ---------------------------------------------------------------- who returns what
@@ -111,7 +97,7 @@ def _by_recvfrom(kind, addr_kind, **buf) -> Unpacked:
     else:
         subject, receiver = _subject_connected_to_other(kind, addr_kind)
         subject.send(b"hello")
-    data, name = _recvfrom(receiver.fileno(), **buf)
+    data, name = rawsock.recvfrom(receiver.fileno(), 256, flags=socket.MSG_DONTWAIT, **buf)
     expect.equal("data received with the address", data, b"hello")
     return name
 

@@ -5,7 +5,6 @@ idioms (strnlen, a zeroed sizeof + 1 buffer) for reading such an address.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import socket
 import stat
@@ -13,7 +12,6 @@ import stat
 import pytest
 
 from harness import expect, rawsock, sockaddr
-from harness.libc import check, libc
 from harness.sockaddr import SA_FAMILY_T, SOCKADDR_UN, SUN_PATH, SUN_PATH_OFFSET
 from suites.unix7.kinds import ALL, DGRAM, NAMES, unix
 
@@ -28,22 +26,17 @@ def _name(length: int) -> bytes:
 
 
 def _retrieve(call: str, fd: int, addrlen: int, bufsize: int, fill: bytes) -> tuple[bytes, int]:
-    """getsockname/getpeername/accept/recvfrom into a buffer of ``bufsize`` bytes
-    pre-filled with ``fill``, telling the kernel the buffer is ``addrlen`` bytes (the
-    page's sizeof+1 idiom needs the two to differ).  Returns (whole buffer, returned
-    addrlen)."""
-    buf = ctypes.create_string_buffer(fill.ljust(bufsize, b"\0")[:bufsize], bufsize)
-    length = rawsock.socklen_t(addrlen)
+    """``call`` into a buffer of ``bufsize`` bytes pre-filled with ``fill``, telling the
+    kernel it is ``addrlen`` bytes (the page's sizeof+1 idiom needs the two to differ).
+    Returns (whole buffer, returned addrlen)."""
     if call == "accept":
-        check(libc.accept4(fd, buf, ctypes.byref(length), 0), "accept")
+        _, got = rawsock.accept(fd, bufsize, fill, addrlen=addrlen)
     elif call == "recvfrom":
-        data = ctypes.create_string_buffer(16)
-        check(libc.recvfrom(fd, data, ctypes.c_size_t(16), socket.MSG_DONTWAIT, buf,
-                            ctypes.byref(length)), "recvfrom")
+        _, got = rawsock.recvfrom(fd, 16, bufsize, fill, flags=socket.MSG_DONTWAIT, addrlen=addrlen)
     else:
-        fn = libc.getpeername if call == "getpeername" else libc.getsockname
-        check(fn(fd, buf, ctypes.byref(length)), call)
-    return buf.raw, length.value
+        fn = rawsock.getpeername if call == "getpeername" else rawsock.getsockname
+        got = fn(fd, bufsize, fill, addrlen=addrlen)
+    return got.buffer, got.addrlen
 
 
 def _setup(kind: int, call: str, addr: bytes, addrlen: int) -> tuple[int, list]:
