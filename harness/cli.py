@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from harness import catalogue
@@ -53,9 +55,14 @@ def cmd_run(args, extra: list[str]) -> int:
         cmd += ["-n", str(args.jobs)]
     if args.timeout:
         cmd.append(f"--sockspec-timeout={args.timeout}")
+    basetemp = tempfile.mkdtemp(prefix="sockspec-pytest-")  # pytest's and xdist's own files
+    cmd.append(f"--basetemp={basetemp}")
     cmd += extra
     print("+", " ".join(cmd), flush=True)
-    rc = subprocess.call(cmd, cwd=ROOT)
+    try:
+        rc = subprocess.call(cmd, cwd=ROOT)
+    finally:
+        shutil.rmtree(basetemp, ignore_errors=True)
     if rc not in (0, 1) or not results_path.exists():
         print(f"sockspec: the run itself broke (pytest exit status {rc}); no report written",
               file=sys.stderr)
