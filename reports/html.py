@@ -31,6 +31,7 @@ blockquote{margin:.3em 0 .3em 0;font-style:italic;color:#24292f}
 .detail{font-size:.9em;color:#57606a} .detail code{white-space:pre-wrap}
 .dev td{font-family:ui-monospace,monospace;font-size:.85em;white-space:pre-wrap}
 .dev th{font-size:.8em;color:#57606a}
+.pages td{text-align:right} .pages td:first-child{text-align:left}
 .tests{font-family:ui-monospace,monospace;font-size:.8em;color:#57606a}
 """
 
@@ -102,6 +103,20 @@ def render(doc: dict) -> str:
         f'<span style="color:{COLOURS[v]}">{counts.get(v, 0)} {v}</span>' for v in VERDICT_ORDER) + "</p>")
     tcounts = doc["summary"].get("tests", {})
     out.append("<p>" + ", ".join(f"{n} tests {k}" for k, n in sorted(tcounts.items())) + "</p>")
+    out.append('<table class="pages"><tr><th>page</th>' + "".join(
+        f'<th style="color:{COLOURS[v]}">{v}</th>' for v in VERDICT_ORDER) + "</tr>")
+    for page in doc["pages"]:
+        pcs = [c for c in doc["clauses"] if c["page"] == page["page"]]
+        out.append(f'<tr><td><a href="#{esc(page["page"])}">{esc(page["title"])}</a></td>' + "".join(
+            f"<td>{sum(1 for c in pcs if c['verdict'] == v)}</td>" for v in VERDICT_ORDER) + "</tr>")
+    out.append("</table>")
+    failing = [c for c in doc["clauses"] if c["verdict"] == "fail"]
+    if failing:
+        out.append(f"<h2>Deviations ({len(failing)} clauses)</h2><ul>")
+        for c in failing:
+            out.append(f'<li><a href="#{esc(c["id"])}"><code>{esc(c["id"])}</code></a>: '
+                       f'&ldquo;{esc(c["quote"][:140])}{"…" if len(c["quote"]) > 140 else ""}&rdquo;</li>')
+        out.append("</ul>")
     for page in doc["pages"]:
         pclauses = [c for c in doc["clauses"] if c["page"] == page["page"]]
         pc = {v: sum(1 for c in pclauses if c["verdict"] == v) for v in VERDICT_ORDER}
