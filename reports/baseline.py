@@ -48,12 +48,12 @@ def compare(doc: dict, known: list[Known]) -> dict:
     new, matched = [], []
     used = set()
     for t in failing:
-        hit = next((k for k in known if k.covers(t)), None)
-        if hit is None:
+        hits = [k for k in known if k.covers(t)]
+        if not hits:
             new.append(t)
         else:
-            matched.append((t, hit))
-            used.add(hit)
+            matched.append((t, hits[0]))
+            used.update(hits)
     ran = {cid for t in doc["tests"] for cid in t.get("clauses", [])}
     fixed = [k for k in known if k not in used and k.clause in ran]
     return {"new": new, "known": matched, "fixed": fixed}

@@ -62,3 +62,12 @@ def test_baseline_compare(tmp_path):
     path.write_text('[[deviation]]\nclause = "unix.7/a/ok"\nreason = "x"\n')
     cmp = baseline.compare(DOC, baseline.load(path))
     assert [x["nodeid"] for x in cmp["new"]] == ["s.py::test_bad"]
+
+
+def test_baseline_entries_for_every_clause_of_a_failing_test_count_as_seen(tmp_path):
+    doc = {"tests": [{"nodeid": "s.py::t", "outcome": "failed", "clauses": ["a.7/x/one", "a.7/x/two"]}]}
+    path = tmp_path / "b.toml"
+    path.write_text('[[deviation]]\nclause = "a.7/x/one"\nreason = "r"\n'
+                    '[[deviation]]\nclause = "a.7/x/two"\nreason = "r"\n')
+    cmp = baseline.compare(doc, baseline.load(path))
+    assert cmp["new"] == [] and cmp["fixed"] == []
