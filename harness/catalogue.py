@@ -149,8 +149,14 @@ def load_all(suites: Path = SUITES, manpages: Path = MANPAGES) -> dict[str, Page
 
 
 def clause_index(pages: dict[str, Page] | None = None) -> dict[str, Clause]:
-    pages = load_all() if pages is None else pages
+    if pages is None:
+        return _default_index()
     return {c.id: c for p in pages.values() for c in p.clauses}
+
+
+@lru_cache(maxsize=None)
+def _default_index() -> dict[str, Clause]:
+    return clause_index(load_all())
 
 
 if __name__ == "__main__":  # python -m harness.catalogue [FILE...]: validate and count

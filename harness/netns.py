@@ -10,10 +10,9 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
-import queue
+import signal
 import socket
 import struct
-import threading
 
 from harness.libc import check, libc
 
@@ -25,6 +24,7 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG = 1
 
 
 def unshare(flags: int) -> None:
@@ -85,43 +85,72 @@ def enter(fd: int) -> None:
 
 
 class FreshPool:
-    """Fresh network namespaces (loopback up), made ahead of time on a background thread.
+    """Fresh network namespaces (loopback up), made ahead of time by a helper process.
 
-    Creating a namespace costs the kernel about a millisecond; the pool pays it while the
-    previous test runs.  Each namespace is handed out once and never reused: the caller
-    forks, the child joins it with :func:`enter`, and the parent closes its descriptor, so
-    the namespace dies with the child.  Only the producer thread ever lives in these
-    namespaces; the rest of the process stays where it was.
+    Creating a namespace costs the kernel about a millisecond; a small producer process
+    pays it on the other core while the current test runs, and passes each namespace's
+    descriptor over a unix socket (SCM_RIGHTS).  (A thread would do the same work but make
+    the main thread wait for the GIL after every syscall.)  The producer works ``depth``
+    namespaces ahead, on credit.  Each namespace is handed out once and never reused: the
+    caller forks, the child joins it with :func:`enter`, and the parent lets go of its
+    descriptor (:meth:`retire`), so the namespace dies with the child.  The producer dies
+    with its parent (PR_SET_PDEATHSIG) or when the socket closes.
     """
 
     def __init__(self, depth: int = 4, batch: int = 64):
+        self.depth = depth
         self.batch = batch
         self._retired: list[int] = []
-        self._queue: queue.Queue[int] = queue.Queue(maxsize=depth)
-        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self._producer = 0
         self._pid = os.getpid()
 
-    def _produce(self) -> None:
-        while True:
+    def _produce(self, sock: socket.socket) -> None:
+        from harness import cmsg, rawsock
+
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != self._pid:
+            os._exit(0)
+        while sock.recv(1):                     # one credit per namespace
             try:
                 unshare(CLONE_NEWNET)
                 set_link_up("lo")
-                fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open("/proc/self/ns/net", os.O_RDONLY)
             except OSError as exc:
-                self._queue.put(-exc.errno)
-                return
-            self._queue.put(fd)
+                sock.send(struct.pack("=i", exc.errno))
+                break
+            rawsock.sendmsg(sock.fileno(), struct.pack("=i", 0), cmsg.encode([cmsg.rights(fd)]))
+            os.close(fd)
+        os._exit(0)
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                parent.close()
+                self._produce(child)
+            finally:
+                os._exit(0)
+        child.close()
+        self._sock, self._producer = parent, pid
+        for _ in range(self.depth):
+            parent.send(b"c")
 
     def take(self) -> int:
-        """A descriptor of a fresh namespace; the caller owns (and must close) it."""
-        if self._thread is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._produce, name="netns-pool", daemon=True)
-            self._thread.start()
-        fd = self._queue.get()
-        if fd < 0:
-            raise OSError(-fd, f"cannot create a network namespace: {os.strerror(-fd)}")
-        return fd
+        """A descriptor of a fresh namespace; the caller owns it (see :meth:`retire`)."""
+        from harness import cmsg, rawsock
+
+        if self._sock is None or self._pid != os.getpid():
+            self._start()
+        got = rawsock.recvmsg(self._sock.fileno(), 4, cmsg.cmsg_space(4))
+        fds = [fd for c in cmsg.decode(got.control) for fd in c.fds]
+        if not fds:
+            err = struct.unpack("=i", got.data)[0] if len(got.data) == 4 else 0
+            raise OSError(err, f"cannot create a network namespace: {os.strerror(err)}")
+        self._sock.send(b"c")
+        return fds[0]
 
     def retire(self, fd: int) -> None:
         """Let go of a namespace the child has joined.  Its teardown in the kernel is
@@ -136,14 +165,15 @@ class FreshPool:
             os.close(self._retired.pop())
 
     def close(self) -> None:
+        """Release everything and stop the producer (the namespaces it made ahead go too)."""
         self.release()
-        while True:
+        if self._sock is not None and self._pid == os.getpid():
+            self._sock.close()
+            self._sock = None
             try:
-                fd = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if fd >= 0:
-                os.close(fd)
+                os.waitpid(self._producer, 0)
+            except ChildProcessError:
+                pass
 
 
 POOL = FreshPool()

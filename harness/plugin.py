@@ -26,6 +26,7 @@ from harness import catalogue, inject, requirements, results, sandbox
 
 SUITES = catalogue.SUITES
 _COLLECTED_KEY = pytest.StashKey[dict]()
+_SUITE_ITEM_KEY = pytest.StashKey[bool]()
 _REPORTS_KEY = pytest.StashKey[dict]()
 
 
@@ -55,11 +56,16 @@ def clause_ids(item) -> list[str]:
 
 
 def _is_suite_item(item) -> bool:
-    try:
-        Path(item.fspath).resolve().relative_to(SUITES)
-        return True
-    except ValueError:
-        return bool(clause_ids(item))
+    """A conformance test: it lives under suites/ or names clauses (computed once)."""
+    cached = item.stash.get(_SUITE_ITEM_KEY, None)
+    if cached is None:
+        try:
+            Path(item.fspath).resolve().relative_to(SUITES)
+            cached = True
+        except ValueError:
+            cached = bool(clause_ids(item))
+        item.stash[_SUITE_ITEM_KEY] = cached
+    return cached
 
 
 @pytest.hookimpl(tryfirst=True)

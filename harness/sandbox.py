@@ -20,7 +20,7 @@ import signal
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from harness import expect, inject, netns, privileges
@@ -39,7 +39,7 @@ class Outcome:
     duration: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -137,7 +137,7 @@ def reap(block: bool = False) -> None:
     the plugin calls ``reap(block=True)`` at the end of the session, which also lets go
     of the namespaces used so far."""
     if block:
-        netns.POOL.release()
+        netns.POOL.close()
     for pid in list(_unreaped):
         try:
             done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
