@@ -176,6 +176,7 @@ def test_non_root_caller_gets_an_isolated_unprivileged_child():
                 expect.observe("who", [os.getuid(), sorted(privileges.effective()),
                                        netns.current_inode()])
             out = sandbox.run(body, tmp_root="/tmp")
+            sandbox.reap(block=True)
             os.write(w, json.dumps(out.to_dict()).encode())
         finally:
             os._exit(0)
