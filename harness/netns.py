@@ -1,8 +1,9 @@
 """Network namespaces: a fresh one for each test child, with loopback up.
 
-The sandbox calls :func:`enter_fresh` in the forked child.  Topologies of several
-namespaces joined by veth pairs (ip(7) suite) are built with pyroute2 in
-:mod:`harness.topology`.
+The sandbox takes a namespace from :data:`POOL` and its forked child joins it with
+:func:`enter` (a caller without CAP_SYS_ADMIN gets :func:`enter_fresh_unprivileged`
+instead).  Topologies of several namespaces joined by veth pairs (ip(7) suite) are built
+inside the test child by :mod:`harness.topology`.
 """
 
 from __future__ import annotations
@@ -38,16 +39,6 @@ def set_link_up(name: str = "lo") -> None:
         req = struct.pack("16sH14x", name.encode(), 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", name.encode(), flags | IFF_UP))
-
-
-def enter_fresh() -> None:
-    """Move the calling process into a new network namespace with loopback up.
-
-    The abstract socket namespace is per network namespace, so abstract names chosen by
-    one test never collide with another's, also under pytest-xdist.
-    """
-    unshare(CLONE_NEWNET)
-    set_link_up("lo")
 
 
 def enter_fresh_unprivileged() -> None:

@@ -181,13 +181,14 @@ def recvmsg(fd: int, bufsize: int = 4096, controllen: int = 0, flags: int = 0,
     )
 
 
-def getsockopt(fd: int, level: int, option: int, buflen: int) -> tuple[bytes, int]:
+def getsockopt(fd: int, level: int, option: int, buflen: int, fill: bytes = b"") -> tuple[bytes, int]:
     """getsockopt(2) into ``buflen`` bytes: the bytes written and the returned optlen.
 
-    On failure the OSError carries ``.optlen``, the optlen the kernel left (ERANGE
-    callers read the required length from it).
+    ``fill`` pre-loads the buffer, for options that read input from it (IP_MSFILTER takes
+    the group and interface there).  On failure the OSError carries ``.optlen``, the
+    optlen the kernel left (ERANGE callers read the required length from it).
     """
-    buf = ctypes.create_string_buffer(max(buflen, 1))
+    buf = ctypes.create_string_buffer(fill.ljust(buflen, b"\0")[:buflen] or b"\0", max(buflen, 1))
     length = socklen_t(buflen)
     ret = libc.getsockopt(fd, level, option, buf, ctypes.byref(length))
     if ret < 0:

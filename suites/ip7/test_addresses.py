@@ -14,16 +14,13 @@ import struct
 import pytest
 
 from harness import expect, privileges, rawsock, sockaddr, sysctl
-from suites.ip7._host_util import (DGRAM, IP_FREEBIND, IP_PKTINFO, LOOPBACK, STREAM, VETH_ADDR,
-                                   add_veth, inet, ip_cmsgs, listener, over, recv_control,
-                                   udp_receiver, wait_readable)
+from suites.ip7._ip import (DGRAM, IP_FREEBIND, IP_HEADER, IP_PKTINFO, IPPROTO_EXPERIMENT, LOOPBACK,
+                            STREAM, inet, ip_cmsgs, listener, over, parse_pktinfo, recv_control,
+                            second_interface, udp_receiver, wait_readable)
 
 SIN = sockaddr.SOCKADDR_IN
 ANY = "0.0.0.0"
 NONLOCAL = "192.0.2.1"          # TEST-NET-1: configured on no interface of the namespace
-IPPROTO_UDP = 17
-IPPROTO_EXPERIMENT = 253
-IPV4_HEADER = 20
 AF_UNSPEC, AF_UNIX, AF_INET6 = 0, 1, 10
 
 
@@ -230,7 +227,7 @@ def test_privileged_ports(kind, port, keep_cap, error):
 
 # ------------------------------------------------------------------- raw sockets and ports
 
-RAW_PROTOCOLS = [pytest.param(p, id=f"protocol-{p}") for p in (1, IPPROTO_UDP, IPPROTO_EXPERIMENT)]
+RAW_PROTOCOLS = [pytest.param(p, id=f"protocol-{p}") for p in (1, socket.IPPROTO_UDP, IPPROTO_EXPERIMENT)]
 
 
 @pytest.mark.clause("ip.7/address-format/raw-sin-port-protocol")
@@ -259,7 +256,7 @@ def test_raw_sockets_have_no_ports():
     port no socket has, while a UDP socket receives only those for its own port.  The
     sin_port given to sendto(2) on a raw socket leaves no trace in the packet: sent with
     port 4321 and with port 0, the packets carry the same bytes after the IP header."""
-    sniffer = inet(socket.SOCK_RAW, IPPROTO_UDP)
+    sniffer = inet(socket.SOCK_RAW, socket.IPPROTO_UDP)
     udp = udp_receiver()
     own = udp.getsockname()[1]
     sender = inet(DGRAM)
@@ -268,7 +265,7 @@ def test_raw_sockets_have_no_ports():
         wait_readable(sniffer, f"datagram to port {port} at the raw socket")
         packet = sniffer.recv(2048, socket.MSG_DONTWAIT)
         expect.equal(f"raw socket: UDP payload of the datagram to port {port}",
-                     packet[IPV4_HEADER + 8:], payload)
+                     packet[IP_HEADER + 8:], payload)
     wait_readable(udp, "datagram at the UDP socket")
     expect.equal("datagram at the UDP socket", udp.recv(64, socket.MSG_DONTWAIT), b"own-port")
     expect.errno("EAGAIN", udp.recv, 64, socket.MSG_DONTWAIT,
@@ -279,7 +276,7 @@ def test_raw_sockets_have_no_ports():
     for port in (4321, 0):
         rawsock.sendto(raw_out.fileno(), b"no-port", sockaddr.in4(LOOPBACK, port))
         wait_readable(raw_in, f"raw packet sent with sin_port {port}")
-        seen.append(raw_in.recv(2048, socket.MSG_DONTWAIT)[IPV4_HEADER:])
+        seen.append(raw_in.recv(2048, socket.MSG_DONTWAIT)[IP_HEADER:])
     expect.equal("bytes after the IP header, sent with sin_port 4321 and 0", seen, [b"no-port"] * 2)
 
 
@@ -294,10 +291,11 @@ def test_inaddr_any_binds_all_interfaces(kind):
     local interfaces."  "INADDR_ANY ( means any address for binding;"
 
     A socket bound to 0.0.0.0:P (the value was lost from this copy of the page; it is
-    0.0.0.0) keeps that name, and is reached at P on loopback and on the veth
-    interface's address.  A socket bound to 127.0.0.1 only is not reached at the veth
-    address (connection refused), so the reach comes from INADDR_ANY."""
-    add_veth()
+    0.0.0.0) keeps that name, and is reached at P on loopback and on the address of a
+    second interface (a veth, 10.0.1.1).  A socket bound to 127.0.0.1 only is not reached
+    at the veth address (connection refused), so the reach comes from INADDR_ANY."""
+    topo = second_interface()
+    veth_addr = topo["a"].address
     s = inet(kind)
     rawsock.bind(s.fileno(), sockaddr.in4(ANY, 0))
     if kind == STREAM:
@@ -305,11 +303,11 @@ def test_inaddr_any_binds_all_interfaces(kind):
     name = _name(s)
     port = sockaddr.parse_in4(name.raw)[2]
     expect.equal("getsockname bytes", name.raw, sockaddr.in4(ANY, port))
-    for addr in (LOOPBACK, VETH_ADDR):
+    for addr in (LOOPBACK, veth_addr):
         _reach(kind, addr, port, s)
     narrow = _serve(kind, LOOPBACK)
     probe = inet(kind)
-    target = (VETH_ADDR, narrow.getsockname()[1])
+    target = (veth_addr, narrow.getsockname()[1])
     if kind == STREAM:
         expect.errno("ECONNREFUSED", probe.connect, target,
                      what="connect to the veth address, port of a 127.0.0.1-bound socket")
@@ -327,24 +325,24 @@ def test_inaddr_loopback_is_local_via_lo():
     """"INADDR_LOOPBACK ( always refers to the local host via the loopback device;"
 
     (127.0.0.1; the value was lost from this copy of the page.)  With a second interface
-    and a default route through it, a datagram to 127.0.0.1 -- also one sent from the
-    other interface's address -- is received on this host, and IP_PKTINFO says it came
-    in on lo (ipi_ifindex = lo's index, ipi_addr = 127.0.0.1)."""
-    add_veth(default_route=True)
+    (a veth, 10.0.1.1) and a default route through it, a datagram to 127.0.0.1 -- also one
+    sent from the other interface's address -- is received on this host, and IP_PKTINFO
+    says it came in on lo (ipi_ifindex = lo's index, ipi_addr = 127.0.0.1)."""
+    topo = second_interface(default_route=True)
     lo = socket.if_nametoindex("lo")
     receiver = udp_receiver(ANY)
     receiver.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     port = receiver.getsockname()[1]
-    for source in (LOOPBACK, VETH_ADDR):
+    for source in (LOOPBACK, topo["a"].address):
         sender = udp_receiver(source)
         sender.sendto(b"loopback", (LOOPBACK, port))
         data, items = recv_control(receiver, f"datagram to 127.0.0.1 from {source}")
         expect.equal(f"datagram from {source}", data, b"loopback")
         info = ip_cmsgs(items, IP_PKTINFO)
         expect.equal(f"IP_PKTINFO messages (from {source})", len(info), 1)
-        ifindex, _spec_dst, dst = struct.unpack("=I4s4s", info[0].data[:12])
-        expect.equal(f"ipi_ifindex (from {source})", ifindex, lo)
-        expect.equal(f"ipi_addr (from {source})", socket.inet_ntoa(dst), LOOPBACK)
+        pktinfo = parse_pktinfo(info[0].data)
+        expect.equal(f"ipi_ifindex (from {source})", pktinfo.ifindex, lo)
+        expect.equal(f"ipi_addr (from {source})", pktinfo.addr, LOOPBACK)
 
 
 # ------------------------------------------------------------------- nonlocal addresses

@@ -9,21 +9,19 @@ to arrive.
 
 from __future__ import annotations
 
-import ctypes
-import os
 import socket
 import struct
 
 import pytest
 
 from harness import cmsg, expect, rawsock, topology
-from harness.libc import libc
-from suites.ip7._ipstructs import (
+from suites.ip7._ip import (
     IP_ADD_MEMBERSHIP, IP_ADD_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE, IP_DROP_MEMBERSHIP,
     IP_DROP_SOURCE_MEMBERSHIP, IP_MSFILTER, IP_MULTICAST_ALL, IP_MULTICAST_IF,
     IP_MULTICAST_LOOP, IP_MULTICAST_TTL, IP_PKTINFO, IP_UNBLOCK_SOURCE, MCAST_EXCLUDE,
     MCAST_INCLUDE, SOL_IP, Capture, int_opt, ip_mreq, ip_mreq_source, ip_mreqn, ip_msfilter,
-    parse_msfilter, parse_pktinfo, pending, recv_within, udp_to, wait_readable)
+    getsockopt_in, igmp_groups, parse_msfilter, parse_pktinfo, pending, recv_within, udp_to,
+    wait_readable)
 
 G, G2 = "239.1.2.3", "239.1.2.4"
 PORT = 4321
@@ -77,33 +75,11 @@ def _nothing_more(sock: socket.socket, what: str) -> None:
 def _igmp(topo, host: str = "b") -> dict[str, set[str]]:
     """/proc/net/igmp of ``host``: device name -> joined groups."""
     with topo.inside(host):
-        with open("/proc/net/igmp") as f:
-            lines = f.read().splitlines()[1:]
-    out: dict[str, set[str]] = {}
-    device = None
-    for line in lines:
-        if not line.startswith("\t"):
-            device = line.split()[1]
-            out[device] = set()
-        else:
-            group = int(line.split()[0], 16)
-            out[device].add(socket.inet_ntoa(struct.pack("=I", group)))
-    return out
+        return igmp_groups()
 
 
 def _groups_on(topo, device: str, host: str = "b") -> set[str]:
     return {g for g in _igmp(topo, host).get(device, set()) if g != "224.0.0.1"}
-
-
-def _getsockopt_in(sock: socket.socket, level: int, option: int, inbuf: bytes, buflen: int) -> bytes:
-    """getsockopt(2) whose buffer carries input (IP_MSFILTER reads the group and interface
-    from it); rawsock.getsockopt always passes a zeroed buffer."""
-    buf = ctypes.create_string_buffer(inbuf.ljust(buflen, b"\0"), buflen)
-    length = ctypes.c_uint32(buflen)
-    if libc.getsockopt(sock.fileno(), level, option, buf, ctypes.byref(length)) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"getsockopt: {os.strerror(err)}")
-    return buf.raw[:length.value]
 
 
 # ---------------------------------------------------------------------- address classes
@@ -543,7 +519,7 @@ def test_msfilter_set_and_read_back():
     rx = _receiver(topo)
     rx.setsockopt(SOL_IP, IP_ADD_MEMBERSHIP, ip_mreqn(G, "10.0.1.2"))
     rx.setsockopt(SOL_IP, IP_MSFILTER, ip_msfilter(G, "10.0.1.2", MCAST_INCLUDE, [S1, S2]))
-    raw = _getsockopt_in(rx, SOL_IP, IP_MSFILTER, ip_msfilter(G, "10.0.1.2", MCAST_INCLUDE, ["0.0.0.0"] * 4), 32)
+    raw = getsockopt_in(rx, SOL_IP, IP_MSFILTER, ip_msfilter(G, "10.0.1.2", MCAST_INCLUDE, ["0.0.0.0"] * 4), 32)
     group, _, fmode, sources = parse_msfilter(raw)
     expect.equal("group, mode and sources read back", (group, fmode, sorted(sources)),
                  (G, MCAST_INCLUDE, sorted([S1, S2])))

@@ -1,6 +1,6 @@
 """ip(7) "Socket options" on one host: the IPPROTO_IP level, boolean flags, ENOPROTOOPT,
-and IP_TTL, IP_TOS, IP_RECVTTL, IP_RECVTOS, IP_TRANSPARENT's privilege, IP_PASSSEC, and
-SO_PEERSEC being read-only.
+and IP_TTL, IP_TOS, IP_RECVTTL, IP_RECVTOS and IP_TRANSPARENT's privilege.  (IP_PASSSEC
+and SO_PEERSEC are in test_peersec.py.)
 
 What a socket sends is observed at a UDP receiver over loopback through the control
 messages IP_RECVTTL and IP_RECVTOS pass (harness.rawsock.recvmsg + harness.cmsg).  Every
@@ -13,21 +13,12 @@ import socket
 import struct
 
 import pytest
-from pyroute2 import IPRoute
 
-from harness import cmsg, expect, privileges, rawsock, sockaddr, sysctl
-from suites.ip7._host_util import (DGRAM, IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_PASSSEC,
-                                   IP_PKTINFO, IP_RECVTOS, IP_RECVTTL, IP_TOS, IP_TRANSPARENT,
-                                   IP_TTL, KINDS, LOOPBACK, STREAM, inet, ip_cmsgs, listener,
-                                   over, recv_control, udp_receiver, wait_readable)
+from harness import cmsg, expect, privileges, rawsock, sysctl, topology
+from suites.ip7._ip import (DGRAM, IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_PASSSEC, IP_RECVTOS,
+                            IP_RECVTTL, IP_TOS, IP_TRANSPARENT, IP_TTL, KINDS, SOL_IP, STREAM, inet,
+                            ip_cmsgs, over, recv_control, stream_pair, udp_receiver, wait_readable)
 
-SOL_IP = socket.IPPROTO_IP
-IP_HDRINCL = 3
-IP_RECVOPTS = 6
-IP_RETOPTS = 7
-IP_RECVORIGDSTADDR = 20
-SO_PEERSEC = 31
-SCM_SECURITY = cmsg.SCM_SECURITY
 UNKNOWN_OPTION = 255            # no IPPROTO_IP option (nor netfilter range) has this number
 DEFAULT_TTL = 77                # net.ipv4.ip_default_ttl, set in each TTL test's namespace
 
@@ -240,14 +231,6 @@ def test_ttl_minus_one_restores_the_default():
     expect.equal("TTL of the datagram after -1", _ttl_sent(s), DEFAULT_TTL)
 
 
-def _stream_pair() -> tuple[socket.socket, socket.socket]:
-    server = listener()
-    client = inet(STREAM)
-    client.connect(server.getsockname())
-    conn, _ = server.accept()
-    return client, conn
-
-
 @pytest.mark.clause("ip.7/ip-recvttl/not-sock-stream")
 @pytest.mark.fault("recvmsg")
 def test_recvttl_not_for_stream():
@@ -255,7 +238,7 @@ def test_recvttl_not_for_stream():
 
     Reading: "not supported" may show as setsockopt failing; if the kernel accepts the
     flag, a TCP recvmsg still never carries an IP_TTL control message."""
-    client, conn = _stream_pair()
+    client, conn = stream_pair()
     try:
         conn.setsockopt(SOL_IP, IP_RECVTTL, 1)
     except OSError as exc:
@@ -456,10 +439,9 @@ def test_tos_high_priority_needs_cap_net_admin():
 def _rate_limit_loopback() -> None:
     """Queue lo's output: a token bucket (8 Mbit/s) whose inner qdisc is pfifo_fast, the
     classic default qdisc with three priority bands chosen by the packet priority."""
-    lo = socket.if_nametoindex("lo")
-    with IPRoute() as ipr:
-        ipr.tc("add", "tbf", lo, 0x10000, rate="8mbit", burst=4000, latency="500ms")
-        ipr.tc("add", "pfifo_fast", lo, 0x20000, parent=0x10001)
+    topo = topology.Topology()
+    topo.add_qdisc("a", "lo", "tbf", handle="1:", rate="8mbit", burst=4000, latency="500ms")
+    topo.add_qdisc("a", "lo", "pfifo_fast", handle="2:", parent="1:1")
 
 
 @pytest.mark.clause("ip.7/ip-tos/lowdelay-first")
@@ -522,118 +504,3 @@ def test_transparent_needs_privilege(kind, keep, value, error):
         return
     expect.succeeds(s.setsockopt, SOL_IP, IP_TRANSPARENT, value, what=what)
     expect.equal("IP_TRANSPARENT read back", _get(s, IP_TRANSPARENT), 1 if value else 0)
-
-
-# ------------------------------------------------------------------- IP_PASSSEC, SO_PEERSEC
-
-
-@pytest.mark.clause("ip.7/ip-passsec/no-conflict-ip-hdrincl")
-@pytest.mark.fault("recvmsg", "sendmsg")
-def test_scm_security_value_is_ip_hdrincl_never_a_cmsg():
-    """"There is no conflict currently since the IP option with the same value as
-    SCM_SECURITY is IP_HDRINCL and this is never used for a control message type."
-
-    SCM_SECURITY == IP_HDRINCL == 3.  With every IP_RECV* flag on (and IP_PASSSEC off),
-    no SOL_IP control message of type 3 arrives; sendmsg(2) with a SOL_IP control message
-    of type 3 is refused with EINVAL (not a control message IP knows)."""
-    expect.equal("SCM_SECURITY", SCM_SECURITY, 3)
-    expect.equal("IP_HDRINCL", IP_HDRINCL, 3)
-    receiver = udp_receiver()
-    for option in (IP_RECVOPTS, IP_RETOPTS, IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_RECVORIGDSTADDR):
-        receiver.setsockopt(SOL_IP, option, 1)
-    sender = inet(DGRAM)
-    sender.sendto(b"all-flags", receiver.getsockname())
-    _, items = recv_control(receiver, "datagram with every IP_RECV* flag on", controllen=1024)
-    expect.observe("SOL_IP control message types received", sorted(c.type for c in items if c.level == SOL_IP))
-    expect.equal("SOL_IP control messages of type 3", ip_cmsgs(items, 3), [])
-    control = cmsg.encode([cmsg.Cmsg(SOL_IP, IP_HDRINCL, struct.pack("=i", 1))])
-    expect.errno("EINVAL", rawsock.sendmsg, sender.fileno(), b"x", control,
-                 name=sockaddr.in4(LOOPBACK, receiver.getsockname()[1]),
-                 what="sendmsg with a SOL_IP control message of type 3")
-
-
-@pytest.mark.clause("ip.7/so-peersec/read-only")
-@pytest.mark.fault("setsockopt")
-@over()
-def test_so_peersec_is_read_only(kind):
-    """"this read-only socket option returns the security context of the peer socket"
-
-    setsockopt(SOL_SOCKET, SO_PEERSEC) fails with ENOPROTOOPT (no such settable option),
-    for an int and for a context-sized buffer alike."""
-    s = inet(kind)
-    for value in (1, b"system_u:object_r:unlabeled_t:s0\0"):
-        expect.errno("ENOPROTOOPT", s.setsockopt, socket.SOL_SOCKET, SO_PEERSEC, value,
-                     what=f"setsockopt(SO_PEERSEC, {value!r})")
-
-
-def _context(data: bytes) -> bytes:
-    """A security context string less its optional terminating null."""
-    return data[:-1] if data.endswith(b"\0") else data
-
-
-def _peersec(sock: socket.socket) -> bytes:
-    data, _ = rawsock.getsockopt(sock.fileno(), socket.SOL_SOCKET, SO_PEERSEC, 4096)
-    return data
-
-
-def _scm_security_datagram() -> list[cmsg.Cmsg]:
-    """The control messages of one loopback datagram to a receiver with IP_PASSSEC on."""
-    receiver = udp_receiver()
-    receiver.setsockopt(SOL_IP, IP_PASSSEC, 1)
-    inet(DGRAM).sendto(b"labelled", receiver.getsockname())
-    return recv_control(receiver, "datagram to the IP_PASSSEC receiver")[1]
-
-
-@pytest.mark.clause("ip.7/ip-passsec/scm-security", "ip.7/ip-passsec/scm-security-type-reuse")
-@pytest.mark.fault("recvmsg")
-def test_passsec_passes_scm_security():
-    """"If labeled IPSEC or NetLabel is configured on the sending and receiving hosts,
-    this option enables receiving of the security context of the peer socket in an
-    ancillary message of type SCM_SECURITY retrieved using recvmsg(2)."  "Note: the reuse
-    of the SCM_SECURITY message type for the IP_PASSSEC socket option ..."
-
-    Runs where the environment labels loopback traffic (SELinux with a NetLabel mapping
-    or labeled IPsec).  The datagram comes with one SOL_IP control message of type
-    SCM_SECURITY (3), none of type IP_PASSSEC (18), holding a nonempty context."""
-    items = _scm_security_datagram()
-    found = ip_cmsgs(items, SCM_SECURITY)
-    expect.equal("SOL_IP control messages of type SCM_SECURITY (3)", len(found), 1)
-    expect.equal("SOL_IP control messages of type IP_PASSSEC (18)", ip_cmsgs(items, IP_PASSSEC), [])
-    context = expect.observe("security context", _context(found[0].data))
-    expect.true("security context is nonempty", len(context) > 0, expected="a context", observed=context)
-
-
-@pytest.mark.clause("ip.7/ip-passsec/udp-only")
-@pytest.mark.fault("recvmsg")
-def test_passsec_udp_only():
-    """"This option is supported only for UDP sockets; for TCP or SCTP sockets, see the
-    description of the SO_PEERSEC option below."
-
-    On a labeled host: a UDP datagram to an IP_PASSSEC receiver comes with SCM_SECURITY;
-    TCP data read by recvmsg from a socket with IP_PASSSEC set never does."""
-    expect.equal("SCM_SECURITY messages with a UDP datagram",
-                 len(ip_cmsgs(_scm_security_datagram(), SCM_SECURITY)), 1)
-    client, conn = _stream_pair()
-    conn.setsockopt(SOL_IP, IP_PASSSEC, 1)
-    client.sendall(b"stream")
-    data, items = recv_control(conn, "TCP data")
-    expect.equal("TCP data", data, b"stream")
-    expect.equal("SCM_SECURITY messages with TCP data", ip_cmsgs(items, SCM_SECURITY), [])
-
-
-@pytest.mark.clause("ip.7/ip-passsec/format-as-so-peersec")
-@pytest.mark.fault("recvmsg", "getsockopt")
-def test_passsec_context_formatted_as_so_peersec():
-    """"The security context returned in the SCM_SECURITY ancillary message is of the
-    same format as the one described under the SO_PEERSEC option below."
-
-    On a labeled host, from the same peer process: the SCM_SECURITY context of a UDP
-    datagram and SO_PEERSEC of a TCP connection are the same string (a terminating null
-    is optional in both), printable, without inner nulls."""
-    items = _scm_security_datagram()
-    found = ip_cmsgs(items, SCM_SECURITY)
-    expect.equal("SCM_SECURITY messages", len(found), 1)
-    client, conn = _stream_pair()
-    peersec = _peersec(conn)
-    expect.equal("SCM_SECURITY context vs SO_PEERSEC", _context(found[0].data), _context(peersec))
-    expect.equal("nulls inside the SCM_SECURITY context", _context(found[0].data).count(b"\0"), 0)

@@ -9,18 +9,12 @@ import socket
 import pytest
 
 from harness import cmsg, expect, rawsock, sockaddr, topology
-from suites.ip7._ipstructs import (
+from suites.ip7._ip import (
     IP_ADD_MEMBERSHIP, IP_ORIGDSTADDR, IP_PKTINFO, IP_RECVORIGDSTADDR, SOL_IP, in_pktinfo,
-    ip_mreqn, parse_pktinfo, wait_readable)
+    ip_mreqn, parse_pktinfo, recv_control, wait_readable)
 
 PORT = 4321
 G = "239.1.2.3"
-
-
-def _recv_with_control(sock: socket.socket, what: str) -> tuple[bytes, list[cmsg.Cmsg]]:
-    wait_readable(sock, what)
-    got = rawsock.recvmsg(sock.fileno(), 4096, controllen=256, flags=socket.MSG_DONTWAIT)
-    return got.data, cmsg.decode(got.control)
 
 
 def _pktinfo(items: list[cmsg.Cmsg]):
@@ -67,11 +61,11 @@ def test_pktinfo_describes_the_received_datagram(dst, header_dst):
     tx = topo.socket("a")
     tx.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     tx.sendto(b"flag off", (dst, PORT))
-    data, items = _recv_with_control(rx, "the first datagram")
+    data, items = recv_control(rx, "the first datagram")
     expect.equal("control messages without the flag", [(c.level, c.type) for c in items], [])
     rx.setsockopt(SOL_IP, IP_PKTINFO, 1)
     tx.sendto(b"flag on", (dst, PORT))
-    data, items = _recv_with_control(rx, "the second datagram")
+    data, items = recv_control(rx, "the second datagram")
     info = _pktinfo(items)
     expect.equal("ipi_ifindex", info.ifindex, topo["b"].ifindex)
     expect.equal("ipi_spec_dst", info.spec_dst, "10.0.1.2")
@@ -108,7 +102,7 @@ def test_pktinfo_only_for_datagram_sockets(kind, proto, gets_pktinfo):
         if kind == socket.SOCK_DGRAM:
             rx.bind(("0.0.0.0", PORT))
         topo.socket("a").sendto(b"datagram", ("10.0.1.2", PORT))
-    _, items = _recv_with_control(rx, "data at b")
+    _, items = recv_control(rx, "data at b")
     found = cmsg.find(items, SOL_IP, IP_PKTINFO)
     expect.equal("IP_PKTINFO control message present", bool(found), gets_pktinfo)
     if gets_pktinfo:
@@ -198,7 +192,7 @@ def test_recvorigdstaddr(dst):
     rx.setsockopt(SOL_IP, IP_ADD_MEMBERSHIP, ip_mreqn(G, "0.0.0.0", topo["b"].ifindex))
     rx.setsockopt(SOL_IP, IP_RECVORIGDSTADDR, 1)
     topo.socket("a").sendto(b"where to", (dst, PORT))
-    _, items = _recv_with_control(rx, "the datagram at b")
+    _, items = recv_control(rx, "the datagram at b")
     found = cmsg.find(items, SOL_IP, IP_ORIGDSTADDR)
     expect.equal("number of IP_ORIGDSTADDR control messages", len(found), 1)
     expect.equal("IP_ORIGDSTADDR payload", found[0].data, sockaddr.in4(dst, PORT))

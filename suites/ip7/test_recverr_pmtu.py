@@ -13,12 +13,12 @@ import struct
 
 import pytest
 
-from harness import cmsg, expect, rawsock, sockaddr, topology
-from suites.ip7._ipstructs import (
+from harness import cmsg, expect, rawsock, sockaddr, sysctl, topology
+from suites.ip7._ip import (
     ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PORT_UNREACH, IP_HEADER, IP_MTU, IP_MTU_DISCOVER,
     IP_PMTUDISC_DO, IP_PMTUDISC_DONT, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT, IP_RECVERR, IP_RECVTOS,
     IP_RECVTTL, IP_TOS, IP_TTL, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_LOCAL, SOL_IP, UDP_HEADER, Capture,
-    parse_extended_err, pending, recv_within, udp_to, wait_error)
+    parse_extended_err, pending, recv_within, udp_header, udp_to, wait_error)
 
 PORT, CLOSED = 4321, 9
 ROUTER_MTU = 1280
@@ -77,11 +77,6 @@ def _learn_pmtu(topo, sock: socket.socket, dst=("10.0.2.1", PORT)) -> None:
     router's fragmentation-needed, and take the entry off the error queue."""
     sock.sendto(bytes(1400), dst)
     _errqueue(sock, "fragmentation needed from the router")
-
-
-def _sysctl_here(path: str, value) -> None:
-    with open(f"/proc/sys/{path}", "w") as f:
-        f.write(f"{value}\n")
 
 
 def _two_hosts_b_listening():
@@ -319,10 +314,6 @@ def test_tcp_icmp_error_only_by_so_error():
     _errqueue_empty(sock, "recvmsg(MSG_ERRQUEUE) on the TCP socket")
 
 
-def _udp_header(sport: int, dport: int, payload: bytes) -> bytes:
-    return struct.pack("!HHHH", sport, dport, UDP_HEADER + len(payload), 0) + payload
-
-
 @pytest.mark.clause("ip.7/ip-recverr/raw-all-icmp-errors")
 @pytest.mark.fault("recvmsg", "getsockopt")
 def test_raw_socket_icmp_errors():
@@ -342,13 +333,13 @@ def test_raw_socket_icmp_errors():
         connected = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
     with_opt.setsockopt(SOL_IP, IP_RECVERR, 1)
     connected.connect(("10.0.1.2", 0))
-    with_opt.sendto(_udp_header(5555, CLOSED, b"raw"), ("10.0.1.2", 0))
+    with_opt.sendto(udp_header(5555, CLOSED, b"raw"), ("10.0.1.2", 0))
     _, ee, _ = _errqueue(with_opt, "ICMP error on the raw socket with IP_RECVERR")
     expect.equal("ee_errno (raw, IP_RECVERR)", errno.errorcode.get(ee.errno), "ECONNREFUSED")
     wait_error(connected, "ICMP error on the connected raw socket")
     expect.equal("SO_ERROR of the connected raw socket",
                  errno.errorcode.get(connected.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), "0"), "ECONNREFUSED")
-    with_opt.sendto(_udp_header(5555, CLOSED, b"again"), ("10.0.1.2", 0))
+    with_opt.sendto(udp_header(5555, CLOSED, b"again"), ("10.0.1.2", 0))
     _errqueue(with_opt, "the second ICMP error")
     expect.equal("SO_ERROR of the unconnected raw socket without IP_RECVERR",
                  without.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 0)
@@ -705,7 +696,7 @@ def test_ip_no_pmtu_disc_sets_the_default(knob, mode):
 
     (In the test's own network namespace.)  After writing the value, a new UDP socket
     reads the matching mode."""
-    _sysctl_here("net/ipv4/ip_no_pmtu_disc", knob)
+    sysctl.write("net.ipv4.ip_no_pmtu_disc", knob)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     expect.equal(f"IP_MTU_DISCOVER of a new socket with ip_no_pmtu_disc={knob}",
                  sock.getsockopt(SOL_IP, IP_MTU_DISCOVER), mode)
@@ -789,7 +780,7 @@ def test_boolean_knob_ip_nonlocal_bind(value, bind_ok):
     value written; with 1, bind() to an address the host does not have succeeds; with 0
     it fails with EADDRNOTAVAIL."""
     expect.true("/proc/sys/net/ipv4 is a directory", os.path.isdir("/proc/sys/net/ipv4"))
-    _sysctl_here("net/ipv4/ip_nonlocal_bind", value)
+    sysctl.write("net.ipv4.ip_nonlocal_bind", value)
     with open("/proc/sys/net/ipv4/ip_nonlocal_bind") as f:
         expect.equal("ip_nonlocal_bind read back", f.read().strip(), str(value))
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -3,30 +3,27 @@
 socket(AF_INET, type, protocol) with SOCK_STREAM (0 or IPPROTO_TCP, IPPROTO_SCTP),
 SOCK_DGRAM (0 or IPPROTO_UDP, IPPROTO_UDPLITE) and SOCK_RAW (an IANA protocol number);
 the protocol is the one of the IP header; one socket per local (address, port) pair;
-level 2 multicasting.  All on one host: the test's own namespace, loopback and a veth pair.
+level 2 multicasting.  All on one host: the test's own namespace, loopback and (for
+multicasting) a second interface, a's end of harness.topology's two_hosts veth pair.
 """
 
 from __future__ import annotations
 
 import errno
 import socket
-import struct
 
 import pytest
 
 from harness import expect, kernel, privileges, rawsock, sockaddr
-from suites.ip7._host_util import (DGRAM, LOOPBACK, STREAM, VETH, VETH_ADDR, add_veth, inet,
-                                   listener, over, udp_receiver, wait_readable)
+from suites.ip7._ip import (DGRAM, IP_ADD_MEMBERSHIP, IP_HEADER, IP_MULTICAST_IF,
+                            IPPROTO_EXPERIMENT, LOOPBACK, STREAM, igmp_groups, inet, ip_mreqn,
+                            listener, over, second_interface, udp_receiver, wait_readable)
 
 SOCK_RAW = socket.SOCK_RAW
 IPPROTO_TCP, IPPROTO_UDP = 6, 17
 IPPROTO_SCTP, IPPROTO_UDPLITE = 132, 136
 IPPROTO_ICMP, IPPROTO_IGMP = 1, 2
-IPPROTO_EXPERIMENT = 253           # RFC 3692: "Use for experimentation and testing"
-IP_ADD_MEMBERSHIP = 35
-IP_MULTICAST_IF = 32
 GROUP = "239.1.2.3"
-IPV4_HEADER = 20                   # a header without options
 
 
 def _opt(sock: socket.socket, option: int) -> int:
@@ -80,7 +77,7 @@ def test_ipv4_sockets_exchange_data():
     expect.equal("IP version (high nibble of the first byte)", packet[0] >> 4, 4)
     expect.equal("IP header length in 32-bit words", packet[0] & 0xF, 5)
     expect.equal("IP header protocol", packet[9], IPPROTO_UDP)
-    expect.equal("UDP payload after the headers", packet[IPV4_HEADER + 8:], b"datagram")
+    expect.equal("UDP payload after the headers", packet[IP_HEADER + 8:], b"datagram")
 
 
 # ------------------------------------------------------------------- creation and types
@@ -281,11 +278,11 @@ def test_raw_protocol_is_the_ip_header_protocol():
     sender.sendto(b"raw-253", (LOOPBACK, 0))
     packet = _raw_packet(receiver, "the protocol-253 packet at the raw 253 socket")
     expect.equal("IP header protocol of the packet sent", packet[9], IPPROTO_EXPERIMENT)
-    expect.equal("payload after the IP header", packet[IPV4_HEADER:], b"raw-253")
+    expect.equal("payload after the IP header", packet[IP_HEADER:], b"raw-253")
     inet(DGRAM).sendto(b"udp", (LOOPBACK, 9))
     packet = _raw_packet(udp_sniffer, "the UDP datagram at the raw IPPROTO_UDP socket")
     expect.equal("IP header protocol of the packet received", packet[9], IPPROTO_UDP)
-    expect.equal("UDP payload", packet[IPV4_HEADER + 8:], b"udp")
+    expect.equal("UDP payload", packet[IP_HEADER + 8:], b"udp")
 
 
 # ------------------------------------------------------------------- binding
@@ -312,20 +309,6 @@ def test_one_socket_per_address_port(kind):
 # ------------------------------------------------------------------- multicast
 
 
-def _igmp_groups(device: str) -> set[str]:
-    """The groups /proc/net/igmp lists for ``device`` (as dotted quads)."""
-    groups: set[str] = set()
-    current = None
-    with open("/proc/net/igmp") as f:
-        for line in f.read().splitlines()[1:]:
-            if not line.startswith("\t"):
-                current = line.split()[1]
-            elif current == device:
-                raw = int(line.split()[0], 16)
-                groups.add(socket.inet_ntoa(struct.pack("=I", raw)))
-    return groups
-
-
 @pytest.mark.clause("ip.7/description/multicast-level-2")
 @pytest.mark.fault("recvmsg")
 def test_level_2_multicast_send_and_receive():
@@ -336,19 +319,20 @@ def test_level_2_multicast_send_and_receive():
     datagram sent to the group through that interface (multicast loopback on, its
     default) is delivered to the member.  (Delivery from another host belongs to the
     two-namespace tests.)"""
-    index = add_veth()
+    topo = second_interface()
+    veth = topo["a"].link
     port = 4242
     member = inet(DGRAM)
     member.bind(("0.0.0.0", port))
-    mreqn = socket.inet_aton(GROUP) + socket.inet_aton(VETH_ADDR) + struct.pack("=i", index)
-    member.setsockopt(socket.IPPROTO_IP, IP_ADD_MEMBERSHIP, mreqn)
-    expect.true(f"{GROUP} listed for {VETH} in /proc/net/igmp", GROUP in _igmp_groups(VETH),
-                expected=GROUP, observed=sorted(_igmp_groups(VETH)))
+    member.setsockopt(socket.IPPROTO_IP, IP_ADD_MEMBERSHIP, ip_mreqn(GROUP, veth.address, veth.ifindex))
+    joined = igmp_groups().get(veth.name, set())
+    expect.true(f"{GROUP} listed for {veth.name} in /proc/net/igmp", GROUP in joined,
+                expected=GROUP, observed=sorted(joined))
     sender = inet(DGRAM)
-    sender.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_IF, socket.inet_aton(VETH_ADDR))
+    sender.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_IF, socket.inet_aton(veth.address))
     sent = expect.succeeds(sender.sendto, b"to-group", (GROUP, port), what="sendto the group")
     expect.equal("bytes sent to the group", sent, 8)
     wait_readable(member, "datagram for the group at the member")
     got = rawsock.recvmsg(member.fileno(), 64, namelen=sockaddr.SOCKADDR_IN)
     expect.equal("datagram received by the member", got.data, b"to-group")
-    expect.equal("source of the group datagram", sockaddr.parse_in4(got.name.raw)[1], VETH_ADDR)
+    expect.equal("source of the group datagram", sockaddr.parse_in4(got.name.raw)[1], veth.address)

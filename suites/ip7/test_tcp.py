@@ -1,12 +1,13 @@
 """ip(7) for connection-oriented (TCP) sockets on one host: autobind on listen(2) and
 connect(2), the address kept after an active close (TIME_WAIT) and SO_REUSEADDR,
-unicast-only peers, IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND before the address exists,
-IP_TRANSPARENT as client and server on a foreign address, and SO_PEERSEC.
+unicast-only peers, IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND before the address exists, and
+IP_TRANSPARENT as client and server on a foreign address.  (SO_PEERSEC is in
+test_peersec.py.)
 
-Ephemeral port ranges and nonlocal routing are set in the test's own namespace.  The
-"TProxy box" of IP_TRANSPARENT is the test's namespace itself: a policy rule delivers
-packets for 192.0.2.0/24 locally (what a TPROXY setup's routing does), while no interface
-has those addresses.
+Ephemeral port ranges and nonlocal routing are set in the test's own namespace (routes,
+rules and addresses through harness.topology).  The "TProxy box" of IP_TRANSPARENT is the
+test's namespace itself: a policy rule delivers packets for 192.0.2.0/24 locally (what a
+TPROXY setup's routing does), while no interface has those addresses.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ import struct
 import time
 
 import pytest
-from pyroute2 import IPRoute
 
-from harness import expect, kernel, rawsock, sockaddr, sysctl
-from harness.libc import check, libc
-from suites.ip7._host_util import (DGRAM, IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_TRANSPARENT,
-                                   LOOPBACK, STREAM, VETH_BROADCAST, add_veth, inet, listener,
-                                   over, udp_receiver)
+from harness import expect, kernel, rawsock, sockaddr, sysctl, topology
+from suites.ip7._ip import (DGRAM, IP_BIND_ADDRESS_NO_PORT, IP_FREEBIND, IP_TRANSPARENT, LOOPBACK,
+                            STREAM, getsockopt_in, inet, listener, over, second_interface,
+                            udp_receiver)
 
 SIN = sockaddr.SOCKADDR_IN
 ANY = "0.0.0.0"
@@ -36,8 +35,6 @@ FOREIGN_SERVER = "192.0.2.8"
 FOREIGN_NET = "192.0.2.0"
 LATE_ADDR = "192.0.2.9"
 TPROXY_TABLE = 100
-SO_PEERSEC = 31
-IPPROTO_SCTP = 132
 NO_HANDSHAKE_WAIT = 0.05        # a loopback handshake takes microseconds
 
 
@@ -198,7 +195,7 @@ def test_address_unavailable_after_close_unless_reuseaddr():
 NON_UNICAST = [
     pytest.param("224.0.0.1", False, id="multicast-all-hosts"),
     pytest.param("239.1.2.3", False, id="multicast-admin-scoped"),
-    pytest.param(VETH_BROADCAST, True, id="subnet-broadcast"),
+    pytest.param("10.0.1.255", True, id="subnet-broadcast"),     # second_interface's subnet
     pytest.param("255.255.255.255", True, id="limited-broadcast"),
 ]
 # The page names no errno; these are the ones that say "not a destination you may use".
@@ -216,8 +213,9 @@ def test_tcp_connect_to_non_unicast_fails(dest, broadcast):
     With an interface and a default route, a UDP socket can connect(2) to the multicast
     or broadcast address (the route exists; SO_BROADCAST for broadcast), but a TCP
     connect(2) to it fails.  The page names no errno: any errno that refuses the
-    destination is accepted (current kernels: ENETUNREACH), and the one seen is recorded."""
-    add_veth(default_route=True)
+    destination is accepted (current kernels: ENETUNREACH), and the one seen is recorded.
+    (The interface: a veth 10.0.1.1/24, default route via its peer 10.0.1.2.)"""
+    topo = second_interface(default_route=True)     # kept while the test runs: it holds the link
     udp = inet(DGRAM)
     udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, int(broadcast))
     expect.succeeds(udp.connect, (dest, 80), what=f"UDP connect to {dest} (the route exists)")
@@ -302,8 +300,7 @@ def test_freebind_listen_before_address_exists():
     port = server.getsockname()[1]
     expect.errno("ENETUNREACH", inet(STREAM).connect, (LATE_ADDR, port),
                  what=f"connect to {LATE_ADDR} before it is configured")
-    with IPRoute() as ipr:
-        ipr.addr("add", index=socket.if_nametoindex("lo"), address=LATE_ADDR, prefixlen=32)
+    topology.Topology().add_address("a", "lo", f"{LATE_ADDR}/32")
     client = inet(STREAM)
     expect.succeeds(client.connect, (LATE_ADDR, port), what=f"connect to {LATE_ADDR} once configured")
     fd, _ = rawsock.accept(server.fileno(), SIN)
@@ -314,10 +311,9 @@ def test_freebind_listen_before_address_exists():
 def _route_foreign_net_here() -> None:
     """Policy routing of a TProxy box: packets for 192.0.2.0/24 are delivered locally
     (a local route in table 100, chosen by a rule), though no interface has the addresses."""
-    with IPRoute() as ipr:
-        ipr.rule("add", dst=FOREIGN_NET, dst_len=24, table=TPROXY_TABLE, priority=100)
-        ipr.route("add", dst=f"{FOREIGN_NET}/24", type="local", oif=socket.if_nametoindex("lo"),
-                  table=TPROXY_TABLE, scope=254)
+    topo = topology.Topology()
+    topo.add_rule("a", dst=f"{FOREIGN_NET}/24", table=TPROXY_TABLE, priority=100)
+    topo.add_route("a", f"{FOREIGN_NET}/24", kind="local", dev="lo", table=TPROXY_TABLE)
 
 
 def _transparent() -> socket.socket:
@@ -421,21 +417,11 @@ def _ipt_entry(target: bytes, dst: str = ANY, dst_mask: str = ANY, proto: int = 
     return ip + struct.pack("=IHHI", 0, IPT_ENTRY, IPT_ENTRY + len(target), 0) + bytes(16) + target
 
 
-def _getsockopt_inout(sock: socket.socket, option: int, buf: bytes) -> bytes:
-    """getsockopt(SOL_IP, option) on a buffer that carries input (the table name):
-    harness.rawsock.getsockopt only passes a zeroed buffer."""
-    cbuf = ctypes.create_string_buffer(buf, len(buf))
-    length = ctypes.c_uint32(len(buf))
-    check(libc.getsockopt(sock.fileno(), socket.IPPROTO_IP, option, cbuf, ctypes.byref(length)),
-          "getsockopt")
-    return cbuf.raw[: length.value]
-
-
 def _iptables_mangle_tproxy(dst: str, on_port: int) -> None:
     """iptables -t mangle -A PREROUTING -p tcp -d DST -j TPROXY --on-ip 127.0.0.1
     --on-port ON_PORT --tproxy-mark 1/1, in the test's namespace."""
     s = inet(socket.SOCK_RAW, socket.IPPROTO_RAW)
-    info = _getsockopt_inout(s, IPT_SO_GET_INFO, b"mangle".ljust(84, b"\0"))   # struct ipt_getinfo
+    info = getsockopt_in(s, socket.IPPROTO_IP, IPT_SO_GET_INFO, b"mangle", 84)   # struct ipt_getinfo
     valid_hooks, *_, num_entries, _size = struct.unpack_from("=I5I5III", info, 32)
     tproxy = (struct.pack("=II", TPROXY_MARK, TPROXY_MARK) + socket.inet_aton(LOOPBACK) + bytes(12)
               + struct.pack("!H", on_port))             # struct xt_tproxy_target_info_v1
@@ -459,11 +445,10 @@ def _iptables_mangle_tproxy(dst: str, on_port: int) -> None:
 def _route_marked_here(foreign: str) -> None:
     """TPROXY's routing: packets marked 1 are delivered locally (table 100), and FOREIGN's
     network is reached through lo so that the client's packets pass PREROUTING."""
-    lo = socket.if_nametoindex("lo")
-    with IPRoute() as ipr:
-        ipr.rule("add", fwmark=TPROXY_MARK, fwmask=TPROXY_MARK, table=TPROXY_TABLE, priority=100)
-        ipr.route("add", dst="0.0.0.0/0", type="local", oif=lo, table=TPROXY_TABLE, scope=254)
-        ipr.route("add", dst=f"{foreign}/32", oif=lo)
+    topo = topology.Topology()
+    topo.add_rule("a", fwmark=TPROXY_MARK, fwmask=TPROXY_MARK, table=TPROXY_TABLE, priority=100)
+    topo.add_route("a", "default", kind="local", dev="lo", table=TPROXY_TABLE)
+    topo.add_route("a", f"{foreign}/32", dev="lo")
 
 
 @pytest.mark.clause("ip.7/ip-transparent/tproxy-target-requires-option")
@@ -499,105 +484,3 @@ def test_tproxy_target_needs_transparent_listener():
     fd, _ = rawsock.accept(transparent.fileno(), SIN)
     conn = socket.socket(fileno=fd)
     expect.equal("local end of the redirected connection", _name(conn)[1:], (REDIRECTED_DST, 80))
-
-
-# ------------------------------------------------------------------- SO_PEERSEC
-
-
-def _own_context() -> bytes:
-    """This process's security context, the default context of the sockets it creates."""
-    with open("/proc/self/attr/current", "rb") as f:
-        return f.read().rstrip(b"\0\n")
-
-
-def _context(data: bytes) -> bytes:
-    return data[:-1] if data.endswith(b"\0") else data
-
-
-def _connected(proto: int = 0) -> tuple[socket.socket, socket.socket]:
-    server = socket.socket(socket.AF_INET, STREAM, proto)
-    server.bind((LOOPBACK, 0))
-    server.listen(1)
-    client = socket.socket(socket.AF_INET, STREAM, proto)
-    client.connect(server.getsockname())
-    conn, _ = server.accept()
-    return client, conn
-
-
-def _peersec(sock: socket.socket, buflen: int = 4096) -> tuple[bytes, int]:
-    return rawsock.getsockopt(sock.fileno(), socket.SOL_SOCKET, SO_PEERSEC, buflen)
-
-
-@pytest.mark.clause("ip.7/so-peersec/peer-context", "ip.7/so-peersec/default-creator-context",
-                    "ip.7/so-peersec/buffer-argument", "ip.7/so-peersec/tcp-since-2-6-17",
-                    "ip.7/so-peersec/netlabel-full-context-loopback")
-@pytest.mark.fault("getsockopt")
-def test_so_peersec_returns_the_peer_context():
-    """"If labeled IPSEC or NetLabel is configured on both the sending and receiving
-    hosts, this read-only socket option returns the security context of the peer socket
-    connected to this socket.  By default, this will be the same as the security context
-    of the process that created the peer socket"  "The argument to getsockopt(2) is a
-    pointer to a buffer of the specified length in bytes into which the security context
-    string will be copied."  "NetLabel can be configured to pass full security contexts
-    over loopback."
-
-    Runs where loopback is labeled with full contexts (SELinux; the VM maps 127.0.0.1 to
-    NetLabel's "local" protocol).  On both ends of a TCP connection over 127.0.0.1,
-    getsockopt(SO_PEERSEC) into a 4096-byte buffer returns optlen bytes holding the
-    context of this process, which created both sockets."""
-    own = _own_context()
-    for side, sock in zip(("connecting", "accepted"), _connected()):
-        data, optlen = _peersec(sock)
-        expect.equal(f"optlen vs bytes copied ({side} side)", len(data), optlen)
-        expect.equal(f"SO_PEERSEC of the {side} socket", _context(data), own)
-
-
-@pytest.mark.clause("ip.7/so-peersec/erange", "ip.7/so-peersec/retry-with-returned-length",
-                    "ip.7/so-peersec/buffer-argument")
-@pytest.mark.fault("getsockopt")
-def test_so_peersec_short_buffer_erange_then_retry():
-    """"If the buffer length is less than the length of the security context string,
-    then getsockopt(2) returns -1, sets errno to ERANGE, and returns the required length
-    via optlen."  "Resizing the buffer to the returned length and retrying may be
-    necessary."
-
-    A 1-byte buffer fails with ERANGE and optlen set to the context's length; a retry
-    with exactly that length returns that many bytes, the same as a large buffer."""
-    _, conn = _connected()
-    full, full_len = _peersec(conn)
-    exc = expect.errno("ERANGE", _peersec, conn, 1, what="getsockopt(SO_PEERSEC) into 1 byte")
-    expect.equal("optlen returned with ERANGE", exc.optlen, full_len)
-    expect.equal("retry with the returned length", _peersec(conn, exc.optlen), (full, full_len))
-
-
-@pytest.mark.clause("ip.7/so-peersec/optional-terminating-null",
-                    "ip.7/so-peersec/printable-no-inner-null")
-@pytest.mark.fault("getsockopt")
-def test_so_peersec_string_form():
-    """"The security context string may include a terminating null character in the
-    returned length, but is not guaranteed to do so"  "The string is printable, does not
-    contain non-terminating null characters, and is in an unspecified encoding"
-
-    Either form is accepted; a null byte may only be the last byte counted in optlen;
-    no byte is a control character (the encoding is not checked)."""
-    _, conn = _connected()
-    data, optlen = _peersec(conn)
-    expect.observe("terminating null included", data.endswith(b"\0"))
-    expect.equal("null bytes before the last byte", data[:-1].count(b"\0"), 0)
-    text = _context(data)
-    controls = [b for b in text if b < 0x20 or b == 0x7F]
-    expect.equal("control characters in the context", controls, [])
-    expect.true("context is nonempty", len(text) > 0, expected="a context", observed=data)
-
-
-@pytest.mark.clause("ip.7/so-peersec/sctp-since-4-17")
-@pytest.mark.fault("getsockopt")
-def test_so_peersec_sctp():
-    """"The use of this option for sockets in the AF_INET address family is supported
-    since Linux 2.6.17 for TCP sockets, and since Linux 4.17 for SCTP sockets."
-
-    The SCTP half: on a labeled host, SO_PEERSEC of an SCTP stream connection over
-    loopback returns this process's context."""
-    _, conn = _connected(IPPROTO_SCTP)
-    data, _ = _peersec(conn)
-    expect.equal("SO_PEERSEC of the SCTP connection", _context(data), _own_context())

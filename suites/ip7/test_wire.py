@@ -7,20 +7,14 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
 
 import pytest
 
-from pyroute2.netlink import NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR
-from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_NFTABLES, nfgen_msg
-from pyroute2.netlink.nfnetlink.nftsocket import (NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWTABLE,
-                                                  nft_chain_msg, nft_rule_msg, nft_table_msg)
-from pyroute2.nftables.expressions import genex
-
-from harness import cmsg, expect, rawsock, topology
-from suites.ip7._ipstructs import (
+from harness import expect, rawsock, topology
+from suites.ip7._ip import (
     IP_HDRINCL, IP_NODEFRAG, IP_OPTIONS, IP_RECVOPTS, IP_RETOPTS, IP_ROUTER_ALERT, IP_TOS, IP_TTL,
-    SOL_IP, Capture, IPv4, recv_within, udp_to, wait_readable)
+    IPPROTO_EXPERIMENT, SOL_IP, Capture, IPv4, ipv4_header, recv_control, recv_within, udp_header,
+    udp_to)
 
 PORT = 4321
 OPT_RR, OPT_TS, OPT_LSRR, OPT_RA = 7, 68, 131, 148
@@ -51,9 +45,8 @@ def _udp_pair(topo):
 
 def _options_cmsgs(rx: socket.socket) -> dict[int, bytes]:
     """type -> data of the IPPROTO_IP control messages of the next datagram."""
-    wait_readable(rx, "the datagram at b")
-    got = rawsock.recvmsg(rx.fileno(), 4096, controllen=512, flags=socket.MSG_DONTWAIT)
-    return {c.type: c.data for c in cmsg.decode(got.control) if c.level == SOL_IP}
+    _, items = recv_control(rx, "the datagram at b")
+    return {c.type: c.data for c in items if c.level == SOL_IP}
 
 
 # ---------------------------------------------------------------------- IP_OPTIONS
@@ -282,10 +275,9 @@ def test_recvopts_not_for_stream_sockets():
     _, _, client, server = _tcp_with_client_options(_padded(_record_route(3)))
     server.setsockopt(SOL_IP, IP_RECVOPTS, 1)
     client.sendall(b"stream")
-    wait_readable(server, "data at b")
-    got = rawsock.recvmsg(server.fileno(), 64, controllen=512, flags=socket.MSG_DONTWAIT)
-    expect.equal("data", got.data, b"stream")
-    expect.equal("control messages", [(c.level, c.type) for c in cmsg.decode(got.control)], [])
+    data, items = recv_control(server, "data at b")
+    expect.equal("data", data, b"stream")
+    expect.equal("control messages", [(c.level, c.type) for c in items], [])
 
 
 # ---------------------------------------------------------------------- IP_ROUTER_ALERT
@@ -335,18 +327,18 @@ def test_router_alert_ignores_binding_filters_by_protocol():
     and then a protocol-253 packet with Router Alert: the bound UDP socket gets the UDP
     one, the 253 socket gets the 253 one first."""
     topo = topology.routed(1500)
-    udp_tap, other_tap = _raw(topo, "r", socket.IPPROTO_UDP), _raw(topo, "r", 253)
+    udp_tap, other_tap = _raw(topo, "r", socket.IPPROTO_UDP), _raw(topo, "r", IPPROTO_EXPERIMENT)
     udp_tap.bind(("127.0.0.1", 0))
     for tap in (udp_tap, other_tap):
         tap.setsockopt(SOL_IP, IP_ROUTER_ALERT, 1)
     _ra_sender(topo).sendto(b"udp", ("10.0.2.1", PORT))
-    raw_tx = _raw(topo, "a", 253)
+    raw_tx = _raw(topo, "a", IPPROTO_EXPERIMENT)
     raw_tx.setsockopt(SOL_IP, IP_OPTIONS, ROUTER_ALERT)
     raw_tx.sendto(b"proto 253", ("10.0.2.1", 0))
     got_udp = IPv4(recv_within(udp_tap, "UDP at the bound tap")[0])
     got_other = IPv4(recv_within(other_tap, "protocol 253 at its tap")[0])
     expect.equal("protocol of the packet at the bound UDP tap", got_udp.protocol, socket.IPPROTO_UDP)
-    expect.equal("protocol of the first packet at the 253 tap", got_other.protocol, 253)
+    expect.equal("protocol of the first packet at the 253 tap", got_other.protocol, IPPROTO_EXPERIMENT)
 
 
 @pytest.mark.clause("ip.7/ip-router-alert/raw-only")
@@ -378,16 +370,6 @@ def test_router_alert_integer_flag():
 
 # ---------------------------------------------------------------------- IP_HDRINCL
 
-def _ipv4_header(src: str, dst: str, *, ttl: int, ident: int, tos: int = 0, proto: int = socket.IPPROTO_UDP,
-                 total: int = 0, frag: int = 0) -> bytes:
-    return struct.pack("!BBHHHBBH4s4s", 0x45, tos, total, ident, frag, ttl, proto, 0,
-                       socket.inet_aton(src), socket.inet_aton(dst))
-
-
-def _udp(sport: int, dport: int, payload: bytes) -> bytes:
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-
-
 @pytest.mark.clause("ip.7/ip-hdrincl/user-supplies-header")
 @pytest.mark.fault("sendto")
 def test_hdrincl_header_goes_out_as_built():
@@ -402,7 +384,7 @@ def test_hdrincl_header_goes_out_as_built():
     cap = Capture(topo, "b")
     tx = _raw(topo, "a", socket.IPPROTO_UDP)
     tx.setsockopt(SOL_IP, IP_HDRINCL, 1)
-    tx.sendto(_ipv4_header("10.0.1.77", "10.0.1.2", ttl=7, ident=0x1234) + _udp(5555, PORT, b"built"),
+    tx.sendto(ipv4_header("10.0.1.77", "10.0.1.2", ttl=7, ident=0x1234) + udp_header(5555, PORT, b"built"),
               ("10.0.1.2", 0))
     pkt = cap.next("the packet at b", udp_to(PORT))
     expect.equal("(source, TTL, ID) at b", (pkt.src, pkt.ttl, pkt.ident), ("10.0.1.77", 7, 0x1234))
@@ -431,7 +413,7 @@ def test_hdrincl_ignores_socket_ttl_tos_options(settings):
     for option, value in settings.items():
         tx.setsockopt(SOL_IP, option, value)
     tx.setsockopt(SOL_IP, IP_HDRINCL, 1)
-    packet = _ipv4_header("10.0.1.1", "10.0.1.2", ttl=7, ident=1, tos=0x20) + _udp(5555, PORT, b"x")
+    packet = ipv4_header("10.0.1.1", "10.0.1.2", ttl=7, ident=1, tos=0x20) + udp_header(5555, PORT, b"x")
     expect.succeeds(tx.sendto, packet, ("10.0.1.2", 0), what="sendto of a built header")
     pkt = cap.next("the packet at b", udp_to(PORT))
     expect.equal("(TTL, TOS, header length) at b", (pkt.ttl, pkt.tos, pkt.ihl), (7, 0x20, 20))
@@ -465,62 +447,11 @@ def test_hdrincl_only_for_raw(kind, proto, err):
 
 # ---------------------------------------------------------------------- IP_NODEFRAG
 
-NETLINK_NETFILTER = 12
-NFPROTO_IPV4 = 2
-NF_INET_LOCAL_OUT = 3
-NFT_CT_STATE = 0
-
-
-def _conntrack_on(topo, host: str) -> None:
-    """Make host use connection tracking (and so its defragmentation at the output
-    hook): an nftables table with an output chain holding one rule that reads the ct
-    state.  One batch of nftables messages (pyroute2 encodes them) over NETLINK_NETFILTER,
-    written and read like harness.topology's rtnetlink requests."""
-    sock = topo.socket(host, socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
-    sub = NFNL_SUBSYS_NFTABLES << 8
-    table = nft_table_msg()
-    table["attrs"] = [("NFTA_TABLE_NAME", "sockspec")]
-    chain = nft_chain_msg()
-    chain["attrs"] = [("NFTA_CHAIN_TABLE", "sockspec"), ("NFTA_CHAIN_NAME", "out"),
-                      ("NFTA_CHAIN_HOOK", {"attrs": [("NFTA_HOOK_HOOKNUM", NF_INET_LOCAL_OUT),
-                                                     ("NFTA_HOOK_PRIORITY", 0)]}),
-                      ("NFTA_CHAIN_TYPE", "filter")]
-    rule = nft_rule_msg()
-    rule["attrs"] = [("NFTA_RULE_TABLE", "sockspec"), ("NFTA_RULE_CHAIN", "out"),
-                     ("NFTA_RULE_EXPRESSIONS", [genex("ct", {"key": NFT_CT_STATE, "dreg": 1})])]
-    begin, end = nfgen_msg(), nfgen_msg()
-    batch = [(begin, 0x10, 0), (table, sub | NFT_MSG_NEWTABLE, NLM_F_ACK | NLM_F_CREATE),
-             (chain, sub | NFT_MSG_NEWCHAIN, NLM_F_ACK | NLM_F_CREATE),
-             (rule, sub | NFT_MSG_NEWRULE, NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND), (end, 0x11, 0)]
-    data = b""
-    for seq, (msg, mtype, flags) in enumerate(batch, 1):
-        if msg in (begin, end):
-            msg["res_id"] = NFNL_SUBSYS_NFTABLES
-        else:
-            msg["nfgen_family"] = NFPROTO_IPV4
-        msg["header"]["type"], msg["header"]["flags"] = mtype, NLM_F_REQUEST | flags
-        msg["header"]["sequence_number"] = seq
-        msg.encode()
-        data += msg.data
-    os.writev(sock.fileno(), [data])
-    buf, acks = bytearray(65536), 0
-    while acks < 3:
-        n, off = os.readv(sock.fileno(), [buf]), 0
-        while off + 16 <= n:
-            length, mtype = struct.unpack_from("=IH", buf, off)
-            if mtype == NLMSG_ERROR:
-                err = struct.unpack_from("=i", buf, off + 16)[0]
-                if err:
-                    raise OSError(-err, f"nftables: {os.strerror(-err)}")
-                acks += 1
-            off += (length + 3) & ~3
-
-
 def _first_fragment(ident: int) -> bytes:
     """The first fragment (MF set, offset 0) of a UDP datagram from a to b whose second
     fragment is never sent."""
-    body = _udp(5555, PORT, bytes(24))[:32]
-    return _ipv4_header("10.0.1.1", "10.0.1.2", ttl=64, ident=ident, frag=0x2000) + body
+    body = udp_header(5555, PORT, bytes(24))[:32]
+    return ipv4_header("10.0.1.1", "10.0.1.2", ttl=64, ident=ident, frag=0x2000) + body
 
 
 @pytest.mark.clause("ip.7/ip-nodefrag/no-netfilter-reassembly")
@@ -535,7 +466,7 @@ def test_nodefrag_skips_conntrack_reassembly(nodefrag):
     goes out as it is and is the first packet b's link sees; without it, conntrack holds
     the fragment for reassembly and the whole datagram arrives first."""
     topo = topology.two_hosts()
-    _conntrack_on(topo, "a")
+    topo.nft_chain("a", "out", "output", topology.nft_ct_state())
     cap = Capture(topo, "b")
     tx = _raw(topo, "a", socket.IPPROTO_RAW)
     if nodefrag:

@@ -1,11 +1,13 @@
-"""ip(7) structures, constants and packet views shared by the multi-host ip(7) tests.
+"""What the ip(7) tests share: <linux/in.h> constants, socket kinds, option arguments as
+exact bytes, the structures the kernel returns, packets built and captured, and waiting.
 
 The option arguments (ip_mreqn, ip_mreq, ip_mreq_source, ip_msfilter, in_pktinfo) are
 packed here as exact bytes; the control-message payloads the kernel returns
 (sock_extended_err with its offender, in_pktinfo) and the IPv4 headers seen by a raw or
 packet socket are unpacked here.  Control messages themselves are split by
-:mod:`harness.cmsg`.  Waiting is always for an event with a time limit: a datagram, an
-error-queue entry, a captured packet.
+:mod:`harness.cmsg`; links, addresses and routes are made by :mod:`harness.topology`.
+Waiting is always for an event with a time limit: a datagram, an error-queue entry, a
+captured packet.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from harness import expect, rawsock, sockaddr
+import pytest
+
+from harness import cmsg, expect, rawsock, sockaddr, topology
 
 # <linux/in.h>; most are missing from Python's socket module.
+SOL_IP = socket.IPPROTO_IP
 IP_TOS, IP_TTL, IP_HDRINCL, IP_OPTIONS, IP_ROUTER_ALERT = 1, 2, 3, 4, 5
 IP_RECVOPTS, IP_RETOPTS, IP_PKTINFO = 6, 7, 8
 IP_MTU_DISCOVER, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_MTU = 10, 11, 12, 13, 14
+IP_FREEBIND, IP_PASSSEC, IP_TRANSPARENT = 15, 18, 19
 IP_ORIGDSTADDR = IP_RECVORIGDSTADDR = 20
 IP_NODEFRAG = 22
+IP_BIND_ADDRESS_NO_PORT = 24
 IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP = 32, 33, 34
 IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP = 35, 36
 IP_UNBLOCK_SOURCE, IP_BLOCK_SOURCE = 37, 38
@@ -34,20 +41,78 @@ MCAST_EXCLUDE, MCAST_INCLUDE = 0, 1
 SO_EE_ORIGIN_NONE, SO_EE_ORIGIN_LOCAL, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 = 0, 1, 2, 3
 ICMP_DEST_UNREACH = 3
 ICMP_NET_UNREACH, ICMP_PORT_UNREACH, ICMP_FRAG_NEEDED = 0, 3, 4
+IPPROTO_EXPERIMENT = 253        # RFC 3692: "Use for experimentation and testing"
 ETH_P_IP = 0x0800
 PACKET_OUTGOING = 4
-SOL_IP = socket.IPPROTO_IP
 IP_DF, IP_MF = 0x4000, 0x2000
 UDP_HEADER = 8
-IP_HEADER = 20
+IP_HEADER = 20                  # an IPv4 header without options
 WAIT = 2.0          # seconds: the limit of every wait for an event that should come
 
+# ---------------------------------------------------------------------- socket kinds
+
+STREAM = socket.SOCK_STREAM
+DGRAM = socket.SOCK_DGRAM
+KINDS = {"tcp": STREAM, "udp": DGRAM}
+LOOPBACK = "127.0.0.1"
+
+
+def over(*names: str):
+    """Parametrize a test's ``kind`` over IP socket kinds by name ("tcp", "udp")."""
+    names = names or tuple(KINDS)
+    return pytest.mark.parametrize("kind", [KINDS[n] for n in names], ids=list(names))
+
+
+def inet(kind: int, proto: int = 0) -> socket.socket:
+    return socket.socket(socket.AF_INET, kind, proto)
+
+
+def listener(addr: str = LOOPBACK, port: int = 0) -> socket.socket:
+    s = inet(STREAM)
+    s.bind((addr, port))
+    s.listen(8)
+    return s
+
+
+def udp_receiver(addr: str = LOOPBACK, port: int = 0) -> socket.socket:
+    s = inet(DGRAM)
+    s.bind((addr, port))
+    return s
+
+
+def stream_pair(addr: str = LOOPBACK, proto: int = 0, *, timeout: float | None = None
+                ) -> tuple[socket.socket, socket.socket]:
+    """A stream connection (TCP, or ``proto``) to a listener on ``addr``, the connecting
+    end bound to ``addr`` too unless it is 127.0.0.1: (the connecting socket, the
+    accepted one).  ``timeout`` limits the connect (and stays set on that socket)."""
+    server = socket.socket(socket.AF_INET, STREAM, proto)
+    server.bind((addr, 0))
+    server.listen(8)
+    client = socket.socket(socket.AF_INET, STREAM, proto)
+    if addr != LOOPBACK:
+        client.bind((addr, 0))
+    client.settimeout(timeout)
+    client.connect(server.getsockname())
+    conn, _ = server.accept()
+    return client, conn
+
+
+def second_interface(*, default_route: bool = False) -> topology.Topology:
+    """This host (``a``) with an interface besides lo: its end "to-b" of a veth pair to a
+    host ``b`` (:func:`harness.topology.two_hosts`: a 10.0.1.1/24, broadcast 10.0.1.255;
+    b 10.0.1.2/24), optionally with a's default route through it, via b.  Keep the
+    topology while the link is needed: it holds b's namespace."""
+    topo = topology.two_hosts()
+    if default_route:
+        topo.add_route("a", "default", via=topo["b"].address)
+    return topo
+
+
+# ---------------------------------------------------------------------- option arguments
 
 def _addr(a: str) -> bytes:
     return socket.inet_aton(a)
 
-
-# ---------------------------------------------------------------------- option arguments
 
 def ip_mreqn(group: str, address: str = "0.0.0.0", ifindex: int = 0) -> bytes:
     """struct ip_mreqn (12 bytes): imr_multiaddr, imr_address, imr_ifindex."""
@@ -84,6 +149,12 @@ def in_pktinfo(ifindex: int = 0, spec_dst: str = "0.0.0.0", addr: str = "0.0.0.0
 
 def int_opt(value: int) -> bytes:
     return struct.pack("=i", value)
+
+
+def getsockopt_in(sock: socket.socket, level: int, option: int, inbuf: bytes, buflen: int) -> bytes:
+    """getsockopt(2) on a buffer that carries input (IP_MSFILTER reads the group and
+    interface from it, the iptables IPT_SO_GET_INFO the table name)."""
+    return rawsock.getsockopt(sock.fileno(), level, option, buflen, fill=inbuf)[0]
 
 
 # ---------------------------------------------------------------------- what comes back
@@ -128,6 +199,42 @@ _EE = struct.Struct("=IBBBBII")
 def parse_extended_err(data: bytes) -> ExtendedErr:
     fields = _EE.unpack_from(data)
     return ExtendedErr(*fields, offender=bytes(data[_EE.size:_EE.size + sockaddr.SOCKADDR_IN]))
+
+
+def ip_cmsgs(items: list[cmsg.Cmsg], typ: int) -> list[cmsg.Cmsg]:
+    """The IPPROTO_IP control messages of type ``typ``."""
+    return cmsg.find(items, SOL_IP, typ)
+
+
+def igmp_groups() -> dict[str, set[str]]:
+    """/proc/net/igmp of the namespace the caller is in: device name -> joined groups."""
+    with open("/proc/net/igmp") as f:
+        lines = f.read().splitlines()[1:]
+    out: dict[str, set[str]] = {}
+    device = None
+    for line in lines:
+        if not line.startswith("\t"):
+            device = line.split()[1]
+            out[device] = set()
+        else:
+            group = int(line.split()[0], 16)
+            out[device].add(socket.inet_ntoa(struct.pack("=I", group)))
+    return out
+
+
+# ---------------------------------------------------------------------- packets
+
+def ipv4_header(src: str, dst: str, *, ttl: int, ident: int, tos: int = 0, proto: int = socket.IPPROTO_UDP,
+                total: int = 0, frag: int = 0) -> bytes:
+    """An IPv4 header without options (checksum 0: the kernel fills it, and a zero total
+    length, for IP_HDRINCL)."""
+    return struct.pack("!BBHHHBBH4s4s", 0x45, tos, total, ident, frag, ttl, proto, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst))
+
+
+def udp_header(sport: int, dport: int, payload: bytes) -> bytes:
+    """A UDP header (checksum 0: none) followed by ``payload``."""
+    return struct.pack("!HHHH", sport, dport, UDP_HEADER + len(payload), 0) + payload
 
 
 @dataclass(frozen=True)
@@ -178,6 +285,15 @@ def recv_within(sock: socket.socket, what: str, bufsize: int = 65536, timeout: f
     return sock.recvfrom(bufsize, socket.MSG_DONTWAIT)
 
 
+def recv_control(sock: socket.socket, what: str = "datagram received", bufsize: int = 4096,
+                 controllen: int = 512) -> tuple[bytes, list[cmsg.Cmsg]]:
+    """One datagram (or stream read) by recvmsg(2) once it has arrived: its data and the
+    decoded control messages."""
+    wait_readable(sock, what)
+    got = rawsock.recvmsg(sock.fileno(), bufsize, controllen, socket.MSG_DONTWAIT)
+    return got.data, cmsg.decode(got.control)
+
+
 def wait_error(sock: socket.socket, what: str, timeout: float = WAIT) -> None:
     """Wait for POLLERR (a pending error or an error-queue entry)."""
     poller = select.poll()
@@ -197,7 +313,7 @@ class Capture:
     (so fragments show one by one, with the header as it was on the wire)."""
 
     def __init__(self, topo, host: str, ifname: str | None = None):
-        self.ifindex = topo[host].links[ifname].ifindex if ifname else topo[host].ifindex
+        self.ifindex = topo[host].iface(ifname).ifindex if ifname else topo[host].ifindex
         self.sock = topo.socket(host, socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
 
     def next(self, what: str, match=lambda pkt: True, timeout: float = WAIT) -> IPv4:
