@@ -14,10 +14,12 @@ OBSERVED: dict[str, Any] = {}   # reset in every test child by the sandbox
 
 
 class Deviation(AssertionError):
-    """The kernel did not do what the page says."""
+    """The kernel did not do what the page says.  ``clause`` optionally names the one
+    clause (of those the test checks) that this check is about: the report then marks only
+    that clause failed, and leaves the test's other clauses undecided by it."""
 
-    def __init__(self, what: str, expected: Any, observed: Any):
-        self.what, self.expected, self.observed = what, expected, observed
+    def __init__(self, what: str, expected: Any, observed: Any, clause: str | None = None):
+        self.what, self.expected, self.observed, self.clause = what, expected, observed, clause
         super().__init__(f"{what}: expected {_show(expected)}, observed {_show(observed)}")
 
 
@@ -59,20 +61,22 @@ def skip(reason: str) -> None:
     raise Skip(reason)
 
 
-def equal(what: str, observed: Any, expected: Any) -> Any:
+def equal(what: str, observed: Any, expected: Any, clause: str | None = None) -> Any:
     """Deviation unless ``observed == expected``."""
     observe(what, observed)
     if observed != expected:
-        raise Deviation(what, expected, observed)
+        raise Deviation(what, expected, observed, clause)
     return observed
 
 
-def true(what: str, condition: bool, expected: Any = True, observed: Any = False) -> None:
+def true(what: str, condition: bool, expected: Any = True, observed: Any = False,
+         clause: str | None = None) -> None:
     if not condition:
-        raise Deviation(what, expected, observed)
+        raise Deviation(what, expected, observed, clause)
 
 
-def errno(expected: str | tuple[str, ...], call: Callable, *args, what: str | None = None, **kw) -> OSError:
+def errno(expected: str | tuple[str, ...], call: Callable, *args, what: str | None = None,
+          clause: str | None = None, **kw) -> OSError:
     """Call ``call(*args, **kw)``; it must fail with errno ``expected`` (a name, or a tuple
     of names when the page allows several).  Returns the OSError."""
     names = (expected,) if isinstance(expected, str) else tuple(expected)
@@ -85,16 +89,16 @@ def errno(expected: str | tuple[str, ...], call: Callable, *args, what: str | No
         got = errno_name(exc.errno)
         observe(label, got)
         if exc.errno not in numbers:
-            raise Deviation(label, want, got) from None
+            raise Deviation(label, want, got, clause) from None
         return exc
     observe(label, f"success ({result!r})")
-    raise Deviation(label, want, f"success (returned {result!r})")
+    raise Deviation(label, want, f"success (returned {result!r})", clause)
 
 
-def succeeds(call: Callable, *args, what: str | None = None, **kw) -> Any:
+def succeeds(call: Callable, *args, what: str | None = None, clause: str | None = None, **kw) -> Any:
     """Call ``call``; an OSError is a deviation (the page says this works)."""
     label = what or getattr(call, "__name__", "call")
     try:
         return call(*args, **kw)
     except OSError as exc:
-        raise Deviation(label, "success", errno_name(exc.errno)) from None
+        raise Deviation(label, "success", errno_name(exc.errno), clause) from None

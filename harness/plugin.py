@@ -147,6 +147,9 @@ def pytest_pyfunc_call(pyfuncitem):
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     fn = pyfuncitem.obj
     outcome = sandbox.run(lambda: fn(**funcargs), timeout=timeout, faults=_faults(pyfuncitem))
+    if outcome.clause and outcome.clause not in clause_ids(pyfuncitem):
+        pytest.fail(f"a deviation names clause {outcome.clause!r}, which this test does not "
+                    "declare in @pytest.mark.clause", pytrace=False)
     pyfuncitem.user_properties.append(("sandbox", outcome.to_dict()))
     if outcome.status == "passed":
         return True
@@ -173,7 +176,8 @@ def pytest_runtest_logreport(report):
     if report.when == "call" and "sandbox" in props:
         box = props["sandbox"]
         entry.update(status=box["status"], expected=box.get("expected"),
-                     observed=box.get("observed"), values=box.get("values", {}))
+                     observed=box.get("observed"), values=box.get("values", {}),
+                     deviation_clause=box.get("clause"))
     if report.skipped:
         entry["outcome"] = "skipped"
         entry["message"] = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)

@@ -9,8 +9,10 @@ Shape (``format`` = "sockspec-results/1")::
     tests:       [{nodeid, clauses, outcome, message, expected, observed, values, duration}]
 
 A clause's verdict comes from its tests: ``fail`` if any failed, else ``pass`` if any
-passed, else ``skip`` (with the skip reasons).  With no test at all it is ``untestable``
-when the catalogue says why, otherwise ``uncovered``.
+passed, else ``skip`` (with the skip reasons).  A failed test whose deviation names one
+clause (``deviation_clause``) fails that clause only; for its other clauses it decides
+nothing, since the test stopped before checking them.  With no test at all a clause is
+``untestable`` when the catalogue says why, otherwise ``uncovered``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def clause_verdict(clause: catalogue.Clause, tests: list[dict], named_anywhere: 
         if clause.untestable:
             return "untestable", clause.untestable
         return "uncovered", "no test checks this clause yet"
+    tests = [t for t in tests if not (t["outcome"] == "failed" and t.get("deviation_clause")
+                                      and t["deviation_clause"] != clause.id)]
+    if not tests:
+        return "skip", "its only tests stopped at a deviation from another clause"
     failed = [t for t in tests if t["outcome"] in ("failed", "error")]
     if failed:
         return "fail", "; ".join(f"{t['nodeid'].split('::')[-1]}: {t['message']}" for t in failed)

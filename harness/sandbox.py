@@ -34,6 +34,7 @@ class Outcome:
     message: str = ""
     expected: Any = None
     observed: Any = None
+    clause: str | None = None         # the one clause a deviation names, if it names one
     values: dict = field(default_factory=dict)
     traceback: str = ""
     duration: float = 0.0
@@ -79,7 +80,8 @@ def _child(body: Callable[[], Any], wfd: int, workdir: str, ns_fd: int | None,
         result = {"status": "skipped", "message": str(exc)}
     except expect.Deviation as exc:
         result = {"status": "failed", "message": str(exc), "expected": exc.expected,
-                  "observed": exc.observed, "traceback": traceback.format_exc()}
+                  "observed": exc.observed, "clause": exc.clause,
+                  "traceback": traceback.format_exc()}
     except AssertionError as exc:
         result = {"status": "failed", "message": str(exc) or "assertion failed",
                   "traceback": traceback.format_exc()}
@@ -196,6 +198,6 @@ def run(body: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, isolate_ne
     return Outcome(
         status=result["status"], message=result.get("message", ""),
         expected=result.get("expected"), observed=result.get("observed"),
-        values=result.get("values", {}), traceback=result.get("traceback", ""),
+        clause=result.get("clause"), values=result.get("values", {}), traceback=result.get("traceback", ""),
         duration=duration,
     )

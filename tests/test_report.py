@@ -11,6 +11,14 @@ def t(outcome, msg=""):
     return {"nodeid": f"suites/x.py::test_{outcome}", "outcome": outcome, "message": msg, "clauses": [C.id]}
 
 
+def test_a_deviation_naming_one_clause_fails_only_that_clause():
+    other = Clause(id="unix.7/x/z", page="unix.7", section="S", quote="q")
+    failed = dict(t("failed", "boom"), deviation_clause=C.id)
+    assert results.clause_verdict(C, [failed], True)[0] == "fail"
+    assert results.clause_verdict(other, [failed, t("passed")], True)[0] == "pass"
+    assert results.clause_verdict(other, [failed], True)[0] == "skip"
+
+
 def test_clause_verdicts():
     assert results.clause_verdict(C, [t("passed"), t("failed", "boom")], True)[0] == "fail"
     assert results.clause_verdict(C, [t("passed"), t("skipped")], True)[0] == "pass"

@@ -173,8 +173,10 @@ def test_unnamed_address_returned(kind, call):
     sizeof(sa_family_t) too (recvfrom(2)'s "if the underlying protocol provides the source
     address" is not this page's wording).  sun_path is not inspected."""
     name = CALLS[call][0](kind, "unnamed")
-    expect.equal("returned addrlen", name.addrlen, SA_FAMILY_T)
-    expect.equal("sun_family", name.family, socket.AF_UNIX)
+    expect.equal("returned addrlen", name.addrlen, SA_FAMILY_T,
+                 clause="unix.7/address-format/unnamed-returned-length")
+    expect.equal("sun_family", name.family, socket.AF_UNIX,
+                 clause="unix.7/address-format/sun-family-af-unix")
 
 
 # ---------------------------------------------------------------- the structure
