@@ -154,9 +154,10 @@ def test_bind_inaddr_broadcast_is_like_any():
     """"INADDR_BROADCAST ( means any host and has the same effect on bind as INADDR_ANY
     for historical rea-"
 
-    bind() to 255.255.255.255 succeeds as bind() to INADDR_ANY does, and a datagram sent
-    from that socket gets its source address from the route, as from an INADDR_ANY socket:
-    b sees it come from 10.0.1.1."""
+    bind() to 255.255.255.255 succeeds as bind() to INADDR_ANY does; a datagram sent from
+    such a socket gets its source address from the route, as from an INADDR_ANY socket
+    (b sees it come from 10.0.1.1); and such a socket receives what an INADDR_ANY socket
+    on that port would: a unicast datagram to b's address."""
     topo = _hosts()
     rx = _receiver(topo)
     tx = topo.socket("a")
@@ -165,6 +166,11 @@ def test_bind_inaddr_broadcast_is_like_any():
     data, src = _first(rx, "b")
     expect.equal("payload", data, b"from broadcast-bound")
     expect.equal("source address seen by b", src, "10.0.1.1")
+    bound = topo.socket("b")
+    bound.bind(("255.255.255.255", PORT + 1))
+    topo.socket("a").sendto(b"unicast to b", ("10.0.1.2", PORT + 1))
+    expect.equal("received by b's socket bound to 255.255.255.255",
+                 _first(bound, "a unicast datagram on the broadcast-bound socket")[0], b"unicast to b")
 
 
 # ---------------------------------------------------------------------- IP_ADD_MEMBERSHIP
@@ -397,7 +403,9 @@ def test_block_source_needs_a_membership():
     using either"
 
     IP_BLOCK_SOURCE before any join fails (the page names no errno; EINVAL or
-    EADDRNOTAVAIL are taken); after IP_ADD_MEMBERSHIP the same call succeeds."""
+    EADDRNOTAVAIL are taken); after IP_ADD_MEMBERSHIP the same call succeeds, and so does
+    it after IP_ADD_SOURCE_MEMBERSHIP: the sentence goes on "IP_ADD_MEMBERSHIP or
+    IP_ADD_SOURCE_MEMBERSHIP." (that line is lost from this copy of the page)."""
     topo = _hosts()
     rx = _receiver(topo)
     arg = ip_mreq_source(G, "10.0.1.2", S1)
@@ -405,6 +413,10 @@ def test_block_source_needs_a_membership():
                  what="IP_BLOCK_SOURCE without a membership")
     rx.setsockopt(SOL_IP, IP_ADD_MEMBERSHIP, ip_mreqn(G, "10.0.1.2"))
     expect.succeeds(rx.setsockopt, SOL_IP, IP_BLOCK_SOURCE, arg, what="IP_BLOCK_SOURCE after IP_ADD_MEMBERSHIP")
+    sourced = _receiver(topo, PORT + 1)
+    sourced.setsockopt(SOL_IP, IP_ADD_SOURCE_MEMBERSHIP, ip_mreq_source(G, "10.0.1.2", S2))
+    expect.succeeds(sourced.setsockopt, SOL_IP, IP_BLOCK_SOURCE, arg,
+                    what="IP_BLOCK_SOURCE after IP_ADD_SOURCE_MEMBERSHIP")
 
 
 @pytest.mark.clause("ip.7/ip-unblock-source/unblock", "ip.7/ip-unblock-source/argument")

@@ -87,9 +87,11 @@ def test_connect_autobinds_a_free_port(kind):
     INADDR_ANY."
 
     After connect(2) from an unbound socket, getsockname shows a port in
-    ip_local_port_range (42000-42999 here).  The local address then is the source address
-    routing chose (127.0.0.1 here), as for any connected socket, so it is not checked
-    against INADDR_ANY."""
+    ip_local_port_range (42000-42999 here).  The local address the autobind set is not
+    observable: connect(2) itself then sets the source address routing chose (getsockname
+    shows 127.0.0.1 here), and dissolving a UDP association releases an autobound port
+    altogether.  So the INADDR_ANY part is not checked here; listen(2)'s autobind, which no
+    connect follows, checks it (test_listen_autobinds_to_inaddr_any)."""
     server = listener() if kind == STREAM else udp_receiver()
     _port_range(*PORT_RANGE)
     s = inet(kind)
