@@ -101,15 +101,18 @@ def nobody_uid() -> int:
     return NOBODY_BASE + int(digits)
 
 
-def become(uid: int, gid: int | None = None, keep=()) -> None:
-    """Switch real, effective and saved uid/gid (and drop supplementary groups), keeping
-    only the capabilities named in ``keep``."""
+def become(uid, gid=None, keep=()) -> None:
+    """Switch uid and gid (and drop supplementary groups), keeping only the capabilities
+    named in ``keep``.  ``uid`` and ``gid`` are one id for real, effective and saved alike,
+    or a (real, effective, saved) tuple; ``gid`` defaults to ``uid``."""
     gid = uid if gid is None else gid
+    uids = uid if isinstance(uid, tuple) else (uid,) * 3
+    gids = gid if isinstance(gid, tuple) else (gid,) * 3
     if keep:
         check(libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
     os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
+    os.setresgid(*gids)
+    os.setresuid(*uids)
     set_caps(keep)
 
 

@@ -22,10 +22,13 @@ _FAULT_PTR = ctypes.c_void_p(0x10)     # never mapped: the first page is reserve
 socklen_t = ctypes.c_uint32
 
 
-def _in(buf):
-    """A (pointer, length) pair for input bytes, or the invalid pointer."""
+def _in(buf, length: int | None = None):
+    """A (pointer, length) pair for input bytes, or the invalid pointer with ``length``
+    (the kernel reports EFAULT only when it has bytes to copy, so FAULT needs a length)."""
     if buf is FAULT:
-        return _FAULT_PTR, 0
+        if length is None:
+            raise ValueError("rawsock.FAULT needs an explicit length (addrlen or nbytes)")
+        return _FAULT_PTR, length
     if buf is None:
         return None, 0
     cbuf = ctypes.create_string_buffer(bytes(buf), max(len(buf), 1))
@@ -33,20 +36,24 @@ def _in(buf):
 
 
 def bind(fd: int, addr: bytes, addrlen: int | None = None) -> None:
-    ptr, n = _in(addr)
+    ptr, n = _in(addr, addrlen)
     _check(libc.bind(fd, ptr, socklen_t(n if addrlen is None else addrlen)), "bind")
 
 
 def connect(fd: int, addr: bytes, addrlen: int | None = None) -> None:
-    ptr, n = _in(addr)
+    ptr, n = _in(addr, addrlen)
     _check(libc.connect(fd, ptr, socklen_t(n if addrlen is None else addrlen)), "connect")
 
 
-def _name_buffer(bufsize: int, fill: bytes):
+def _name_buffer(bufsize: int, fill):
+    if fill is FAULT:
+        return _FAULT_PTR
     return ctypes.create_string_buffer(fill.ljust(bufsize, b"\0")[:bufsize] or b"\0", max(bufsize, 1))
 
 
 def _returned(buf, bufsize: int, length) -> Unpacked:
+    if buf is _FAULT_PTR:  # the kernel accepted an invalid buffer: nothing to read back
+        return Unpacked(b"", length.value, b"")
     whole = buf.raw[:bufsize]
     return Unpacked(whole[: min(length.value, bufsize)], length.value, whole)
 
@@ -59,7 +66,8 @@ def _name_call(fn, call: str, fd: int, bufsize: int, fill: bytes, addrlen: int |
 
 
 # The calls that return an address take a buffer of ``bufsize`` bytes pre-filled with
-# ``fill`` and tell the kernel it is ``addrlen`` bytes long (default: ``bufsize``).  The
+# ``fill`` (``FAULT``: an invalid pointer instead of a buffer) and tell the kernel it is
+# ``addrlen`` bytes long (default: ``bufsize``).  The
 # page's zeroed sizeof+1 idiom is ``bufsize=SOCKADDR_UN + 1, addrlen=SOCKADDR_UN``.  The
 # result holds the bytes written, the returned addrlen and the whole buffer afterwards.
 
@@ -80,8 +88,13 @@ def accept(fd: int, bufsize: int = SOCKADDR_UN, fill: bytes = b"", flags: int = 
 
 
 def recvfrom(fd: int, nbytes: int = 4096, bufsize: int = SOCKADDR_UN, fill: bytes = b"",
-             flags: int = 0, addrlen: int | None = None) -> tuple[bytes, Unpacked]:
-    """recvfrom(2) itself (not recvmsg) of up to ``nbytes`` data bytes; the address as above."""
+             flags: int = 0, addrlen: int | None = None, data=None) -> tuple[bytes, Unpacked]:
+    """recvfrom(2) itself (not recvmsg) of up to ``nbytes`` data bytes; the address as
+    above.  ``data=FAULT`` hands the kernel an invalid data buffer."""
+    if data is FAULT:
+        length = socklen_t(bufsize if addrlen is None else addrlen)
+        _check(libc.recvfrom(fd, _FAULT_PTR, ctypes.c_size_t(nbytes), flags, None, None), "recvfrom")
+        return b"", Unpacked(b"", length.value, b"")
     data = ctypes.create_string_buffer(max(nbytes, 1))
     buf = _name_buffer(bufsize, fill)
     length = socklen_t(bufsize if addrlen is None else addrlen)
@@ -90,9 +103,12 @@ def recvfrom(fd: int, nbytes: int = 4096, bufsize: int = SOCKADDR_UN, fill: byte
     return data.raw[: min(n, nbytes)], _returned(buf, bufsize, length)
 
 
-def sendto(fd: int, data: bytes, addr, addrlen: int | None = None, flags: int = 0) -> int:
-    dptr, dn = _in(data)
-    aptr, an = _in(addr)
+def sendto(fd: int, data: bytes, addr, addrlen: int | None = None, flags: int = 0,
+           nbytes: int | None = None) -> int:
+    """sendto(2); ``addr=None`` sends to no address (like send), ``data=FAULT`` with
+    ``nbytes`` hands the kernel an invalid data buffer."""
+    dptr, dn = _in(data, nbytes)
+    aptr, an = _in(addr, addrlen)
     return _check(
         libc.sendto(fd, dptr, ctypes.c_size_t(dn), flags, aptr, socklen_t(an if addrlen is None else addrlen)),
         "sendto",

@@ -217,7 +217,7 @@ def test_tcp_connect_to_non_unicast_fails(dest, broadcast):
     connect(2) to it fails.  The page names no errno: any errno that refuses the
     destination is accepted (current kernels: ENETUNREACH), and the one seen is recorded.
     (The interface: a veth 10.0.1.1/24, default route via its peer 10.0.1.2.)"""
-    topo = second_interface(default_route=True)     # kept while the test runs: it holds the link
+    _link = second_interface(default_route=True)    # kept while the test runs: it holds the link
     udp = inet(DGRAM)
     udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, int(broadcast))
     expect.succeeds(udp.connect, (dest, 80), what=f"UDP connect to {dest} (the route exists)")

@@ -10,7 +10,6 @@ that must succeed; only the returned call is judged.
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import socket
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import Callable
 import pytest
 
 from harness import expect, rawsock, sockaddr
-from harness.libc import check, libc
 from suites.unix7.kinds import ALL, CONNECTION_ORIENTED, DGRAM, NAMES, STREAM, over, pair, unix
 
 E = "unix.7/errors/"
@@ -378,13 +376,9 @@ def test_msg_nosignal_suppresses_sigpipe(kind, call):
 
 # ------------------------------------------------------------------------- EFAULT
 
-_BAD_POINTER = ctypes.c_void_p(0x10)   # like rawsock.FAULT: the first page is never mapped
-
-
 def _getsockname_bad_buffer(kind):
     s = _listener(kind)
-    length = ctypes.c_uint32(sockaddr.SOCKADDR_UN)
-    return lambda: check(libc.getsockname(s.fileno(), _BAD_POINTER, ctypes.byref(length)), "getsockname")
+    return lambda: rawsock.getsockname(s.fileno(), sockaddr.SOCKADDR_UN, rawsock.FAULT)
 
 
 def _bind_bad_address(kind):
@@ -404,15 +398,13 @@ def _sendto_bad_address(kind):
 
 def _send_bad_buffer(kind):
     a, _ = _hold(*pair(kind))
-    n = ctypes.c_size_t(16)
-    return lambda: check(libc.send(a.fileno(), _BAD_POINTER, n, socket.MSG_DONTWAIT), "send")
+    return lambda: rawsock.sendto(a.fileno(), rawsock.FAULT, None, flags=socket.MSG_DONTWAIT, nbytes=16)
 
 
 def _recv_bad_buffer(kind):
     a, b = _hold(*pair(kind))
     a.send(b"sockspec")
-    n = ctypes.c_size_t(16)
-    return lambda: check(libc.recv(b.fileno(), _BAD_POINTER, n, socket.MSG_DONTWAIT), "recv")
+    return lambda: rawsock.recvfrom(b.fileno(), 16, flags=socket.MSG_DONTWAIT, data=rawsock.FAULT)
 
 
 FAULT_CASES = [

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import pytest
 
 from harness import cmsg, expect, privileges, rawsock
-from harness.libc import check, libc
 from suites.unix7.kinds import over, pair
 
 SO_PASSCRED = socket.SO_PASSCRED
@@ -56,18 +55,12 @@ class Ids:
 
 
 def _become_split(ids: Ids, keep=()) -> None:
-    """setresgid/setresuid to ``ids`` (supplementary groups dropped), keeping only the
-    capabilities in ``keep``.  privileges.become() sets the three ids equal; this is the
-    same with them distinct."""
+    """Become ``ids`` (distinct real, effective and saved uids and gids), keeping only the
+    capabilities in ``keep``."""
     for cap in keep:
         if not privileges.has(cap):
             expect.skip(f"{cap} is not in this process's capability sets")
-    if keep:
-        check(libc.prctl(privileges.PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
-    os.setgroups([])
-    os.setresgid(*ids.gids)
-    os.setresuid(*ids.uids)
-    privileges.set_caps(keep)
+    privileges.become(tuple(ids.uids), tuple(ids.gids), keep=keep)
 
 
 def _gone_pid() -> int:
