@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import gzip
+import json
 import os
 import platform
 import re
@@ -88,13 +89,29 @@ def config_enabled(option: str) -> bool | None:
 
 
 def environment_name() -> str:
+    """The column this run fills in a matrix report (set by the environment runner)."""
     return os.environ.get("SOCKSPEC_ENVIRONMENT", "host")
+
+
+def environment_kind() -> str:
+    """host, container or vm: what kind of place the suite runs in."""
+    return os.environ.get("SOCKSPEC_ENVIRONMENT_KIND", "host")
+
+
+def environment_details() -> dict:
+    """What the environment runner says about itself (image, capability set, policy, ...)."""
+    try:
+        return json.loads(os.environ.get("SOCKSPEC_ENVIRONMENT_DETAILS", "{}"))
+    except ValueError:
+        return {}
 
 
 def describe() -> dict:
     """The environment block of results.json."""
     return {
         "name": environment_name(),
+        "kind": environment_kind(),
+        "details": environment_details(),
         "kernel_release": release(),
         "kernel_version": ".".join(map(str, version())),
         "machine": platform.machine(),

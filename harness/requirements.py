@@ -44,6 +44,6 @@ def _unmet_requirement(req: str) -> str | None:
         if enabled is False:
             return f"the kernel was built without {arg}"
     elif kind == "vm":
-        if kernel.environment_name() != "vm":
+        if kernel.environment_kind() != "vm":
             return "runs in the VM environment (a kernel booted for it under QEMU)"
     return None

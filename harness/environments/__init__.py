@@ -1,0 +1,99 @@
+"""Environments: the places a conformance run happens, one column each in a matrix report.
+
+An environment knows how to prepare itself (build an image, fetch and boot a kernel), run
+a selection of the suites inside itself, and hand back the ``results.json`` that run
+wrote.  Every run inside an environment is an ordinary ``python -m harness.cli run``
+with three variables set, so the results say where they come from
+(``harness.kernel.describe``):
+
+    SOCKSPEC_ENVIRONMENT          the environment's name (its column in the matrix)
+    SOCKSPEC_ENVIRONMENT_KIND     host | container | vm  (``requires = ["vm"]`` needs vm)
+    SOCKSPEC_ENVIRONMENT_DETAILS  JSON: image, capability set, kernel, policy, ...
+
+Kinds live in their own modules: ``host`` here, ``container`` (Docker, through
+python-on-whales) and ``vm`` (a kernel booted under QEMU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import catalogue
+
+ROOT = catalogue.ROOT
+
+
+@dataclass
+class Selection:
+    """What to run: pages (or suite names), clause ids or prefixes, pytest-xdist jobs,
+    the per-test time limit, and extra pytest arguments."""
+    pages: list[str] = field(default_factory=list)
+    clauses: list[str] = field(default_factory=list)
+    jobs: str | None = None
+    timeout: float | None = None
+    pytest_args: list[str] = field(default_factory=list)
+
+    def cli_args(self) -> list[str]:
+        """The same selection as arguments of ``harness.cli run``."""
+        args: list[str] = []
+        for p in self.pages:
+            args += ["--page", p]
+        for c in self.clauses:
+            args += ["--clause", c]
+        if self.jobs:
+            args += ["-n", str(self.jobs)]
+        if self.timeout:
+            args += ["--timeout", str(self.timeout)]
+        if self.pytest_args:
+            args += ["--", *self.pytest_args]
+        return args
+
+
+class Environment:
+    """One place to run the suites.  Subclasses set ``kind`` and implement ``run``."""
+
+    kind = "abstract"
+
+    def __init__(self, name: str, **details):
+        self.name = name
+        self.details = details
+
+    def env_vars(self) -> dict[str, str]:
+        return {"SOCKSPEC_ENVIRONMENT": self.name,
+                "SOCKSPEC_ENVIRONMENT_KIND": self.kind,
+                "SOCKSPEC_ENVIRONMENT_DETAILS": json.dumps(self.details, sort_keys=True)}
+
+    def prepare(self) -> None:
+        """Build or fetch what the environment needs (cached); paid once per matrix run."""
+
+    def run(self, selection: Selection, out_dir: Path) -> Path:
+        """Run the selection inside the environment; return the results.json it wrote."""
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        """Leave the host as it was found (called even when run failed)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class HostEnvironment(Environment):
+    """The running kernel, as the invoking user (or as another uid via ``user``)."""
+
+    kind = "host"
+
+    def run(self, selection: Selection, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--out", str(out_dir),
+               *selection.cli_args()]
+        user = self.details.get("user")
+        if user:
+            cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+        env = {**os.environ, **self.env_vars()}
+        subprocess.run(cmd, cwd=ROOT, env=env, check=False)
+        return out_dir / "results.json"
