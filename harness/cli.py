@@ -1,6 +1,7 @@
 """sockspec's command line.
 
-    ./sockspec run [--page unix.7] [--clause ID] [-n 2] [--baseline FILE --gate] [-- PYTEST ARGS]
+    ./sockspec run [--page unix.7] [--clause ID] [-n 2] [--baseline FILE --gate] [--vm] [-- PYTEST ARGS]
+    ./sockspec vm [--kernel PATH] [--page P] [--clause ID]
     ./sockspec report [results.json] [index.html]
     ./sockspec selftest [PYTEST ARGS]
     ./sockspec bench [--suite unix7] [--iterations N]
@@ -28,10 +29,14 @@ ROOT = catalogue.ROOT
 OUT = ROOT / "reports" / "out"
 
 
-def _suite_paths(pages: list[str]) -> list[str]:
+def _suite_paths(pages: list[str], clauses: list[str] = ()) -> list[str]:
+    known = catalogue.load_all()
+    if not pages and clauses:       # a clause id starts with its page: collect only those suites
+        named = {c.split("/")[0] for c in clauses}
+        if named <= set(known):
+            pages = sorted(named)
     if not pages:
         return ["suites"]
-    known = catalogue.load_all()
     paths = []
     for name in pages:
         page = known.get(name) or next((p for p in known.values() if p.suite == name), None)
@@ -47,7 +52,7 @@ def cmd_run(args, extra: list[str]) -> int:
     results_path = out / "results.json"
     if results_path.exists():
         results_path.unlink()
-    cmd = [sys.executable, "-m", "pytest", *_suite_paths(args.page),
+    cmd = [sys.executable, "-m", "pytest", *_suite_paths(args.page, args.clause),
            f"--sockspec-results={results_path}", "-q"]
     for cid in args.clause:
         cmd.append(f"--sockspec-clause={cid}")
@@ -91,6 +96,29 @@ def cmd_run(args, extra: list[str]) -> int:
     return 0
 
 
+def cmd_vm(args, extra: list[str]) -> int:
+    """The VM suites (harness.environments.vm): ``./sockspec vm`` runs its selection (by
+    default every clause that needs the VM), ``./sockspec run --vm`` the part of the host
+    run's selection that needs the VM, after the host run."""
+    from harness.environments import vm
+
+    return vm.main(args, extra)
+
+
+def _add_vm_options(parser, *, standalone: bool) -> None:
+    if not standalone:
+        parser.add_argument("--vm", action="store_true",
+                            help="then run the clauses that need the VM in a kernel booted under "
+                                 "QEMU (results in OUT/vm)")
+    parser.add_argument("--kernel", help="the kernel the VM boots: a .deb, an unpacked tree or an "
+                                         "image (default: Debian's linux-image for this release)")
+    parser.add_argument("--vm-timeout", type=float, help="time limit of the whole VM run, seconds")
+    if standalone:
+        parser.add_argument("--no-policy", action="store_true",
+                            help="boot without loading the SELinux policy (a misconfiguration check)")
+        parser.add_argument("--permissive", action="store_true", help="load the policy, do not enforce it")
+
+
 def cmd_report(args, extra) -> int:
     return html.main([args.results, args.html] if args.html else [args.results])
 
@@ -123,7 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", default=str(OUT), help="output folder (default reports/out)")
     r.add_argument("--baseline", help="a baseline file of known deviations")
     r.add_argument("--gate", action="store_true", help="exit 1 on a deviation not in the baseline")
+    _add_vm_options(r, standalone=False)
     r.set_defaults(fn=cmd_run)
+    v = sub.add_parser("vm", help="run the suites that need it in a VM (QEMU, SELinux enforcing)")
+    v.add_argument("--page", action="append", default=[], help="a page or suite; default: every "
+                                                                "clause that needs the VM")
+    v.add_argument("--clause", action="append", default=[], help="a clause id or id prefix")
+    v.add_argument("-n", "--jobs", help="parallel workers inside the VM")
+    v.add_argument("--timeout", type=float, help="time limit of each test child, seconds")
+    v.add_argument("--out", default=str(OUT / "vm"), help="output folder (default reports/out/vm)")
+    _add_vm_options(v, standalone=True)
+    v.set_defaults(fn=cmd_vm)
     rp = sub.add_parser("report", help="render results.json as HTML")
     rp.add_argument("results", nargs="?", default=str(OUT / "results.json"))
     rp.add_argument("html", nargs="?")
@@ -133,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="time isolation overhead and suite wall time", add_help=False)
     b.set_defaults(fn=cmd_bench)
     args, unknown = p.parse_known_args(argv)
-    return args.fn(args, unknown + extra)
+    rc = args.fn(args, unknown + extra)
+    if args.command == "run" and args.vm and rc != 2:
+        rc = max(rc, cmd_vm(args, []))
+    return rc
 
 
 if __name__ == "__main__":

@@ -62,6 +62,31 @@ def active_lsms() -> tuple[str, ...]:
     return tuple(names)
 
 
+SELINUXFS = "/sys/fs/selinux"
+
+
+def selinux_state() -> dict | None:
+    """SELinux's state when it is an active LSM: whether a policy is loaded (before one
+    is, contexts are bare initial SID names such as "kernel" and label nothing) and
+    whether it is enforced; None when SELinux is not active."""
+    if "selinux" not in active_lsms():
+        return None
+    try:
+        loaded = bool(os.listdir(f"{SELINUXFS}/class"))     # filled in by the policy load
+    except OSError:
+        try:
+            with open("/proc/self/attr/current", "rb") as f:
+                loaded = b":" in f.read()
+        except OSError:
+            loaded = False
+    try:
+        with open(f"{SELINUXFS}/enforce") as f:
+            enforcing = f.read().strip() == "1"
+    except OSError:
+        enforcing = None
+    return {"policy_loaded": loaded, "enforcing": enforcing}
+
+
 @lru_cache(maxsize=None)
 def config() -> dict[str, str] | None:
     """The kernel's build configuration, or None when the kernel does not say."""
@@ -116,6 +141,7 @@ def describe() -> dict:
         "kernel_version": ".".join(map(str, version())),
         "machine": platform.machine(),
         "lsms": list(active_lsms()),
+        "selinux": selinux_state(),
         "capabilities": sorted(privileges.effective()),
         "uid": os.getuid(),
         "euid": os.geteuid(),

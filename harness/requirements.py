@@ -39,6 +39,9 @@ def _unmet_requirement(req: str) -> str | None:
         if arg not in lsms:
             return (f"needs an active {arg} LSM; active here: {','.join(lsms) or 'unknown'} "
                     "(runs for real in the VM environment)")
+        if arg == "selinux" and not kernel.selinux_state()["policy_loaded"]:
+            return ("needs an SELinux policy: SELinux is active but no policy is loaded, so "
+                    "nothing carries a real security context")
     elif kind == "config":
         enabled = kernel.config_enabled(arg)
         if enabled is False:

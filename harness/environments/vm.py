@@ -19,14 +19,20 @@ with its parent), no temporary folder, no mount (the mounts are the guest's).
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+import signal
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from harness import catalogue
+from harness import catalogue, debian
 from harness.environments import ROOT, Environment, Selection
 from harness.vm import HERE, guest_kernel, initramfs, policy, qemu
 
@@ -41,6 +47,52 @@ class VMError(RuntimeError):
 def default_selection(jobs: str | None = None, timeout: float | None = None) -> Selection:
     """What the VM runs by default: every clause that needs it (catalogue.vm_clause_ids)."""
     return Selection(clauses=catalogue.vm_clause_ids(), jobs=jobs, timeout=timeout)
+
+
+def needing_vm(pages: list[str], clauses: list[str]) -> list[str]:
+    """The clauses of a host run's selection (pages or suites, clause ids or prefixes;
+    nothing = everything) that need the VM."""
+    known = catalogue.load_all()
+    wanted_pages = {known[p].name if p in known else p for p in pages}
+    out = []
+    for cid in catalogue.vm_clause_ids():
+        page = known[cid.split("/")[0]]
+        if pages and page.name not in wanted_pages and page.suite not in wanted_pages:
+            continue
+        if clauses and not any(cid == c or cid.startswith(c.rstrip("/") + "/") for c in clauses):
+            continue
+        out.append(cid)
+    return out
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C (so the VM is killed and the temporary folder removed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _precompile() -> None:
+    """Write the project's bytecode (and pytest's rewritten test modules) on the host.  The
+    guest sees the checkout read-only and compiling there costs CPU that TCG makes 20-50
+    times dearer; with the .pyc files in place (checked by mtime and size) it compiles
+    nothing.  Up to date files are left alone, so this is quick after the first run."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "harness", "reports", "suites",
+                    "conftest.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=False)
+    subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                    "suites"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
 
 
 class VMEnvironment(Environment):
@@ -70,9 +122,11 @@ class VMEnvironment(Environment):
             raise VMError(f"the guest script's path {GUEST_SCRIPT} must exist and hold no white space "
                           "(it goes on the kernel command line)")
         qemu.ensure_installed()
+        debian.ensure("netlabel-tools", "iproute2")    # run from the host root by the guest's fixtures
         self.kernel = (guest_kernel.from_path(self.kernel_path) if self.kernel_path
                        else guest_kernel.default())
         self.initrd = initramfs.build(self.kernel.modules)
+        _precompile()
         self.policy = policy.build()
         with tempfile.TemporaryDirectory(prefix="sockspec-vm-") as tmp:
             self.accel, why = qemu.choose_accel(self.kernel, self.initrd, Path(tmp))
@@ -103,8 +157,10 @@ class VMEnvironment(Environment):
             f"SOCKSPEC_POLICY={q(str(self.policy.binary) if self.load_policy else '')}",
             f"SOCKSPEC_ENFORCE={1 if self.enforce else 0}",
             f"SOCKSPEC_CONTEXT={q(self.policy.context if self.load_policy else '')}",
-            "export PYTHONDONTWRITEBYTECODE=1",
+            "export PYTHONDONTWRITEBYTECODE=1",     # the host root is read-only here
         ]
+        if not selection.jobs:      # no xdist: skip importing the plugins pytest would autoload
+            lines.append("export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1")
         lines += [f"export {k_}={q(v)}" for k_, v in self.env_vars().items()]
         cli = [sys.executable, "-m", "harness.cli", "run", "--out", "/run/sockspec/out",
                *selection.cli_args()]
@@ -115,6 +171,10 @@ class VMEnvironment(Environment):
         return "\n".join(lines) + "\n"
 
     def run(self, selection: Selection, out_dir: Path) -> Path:
+        with _terminate_as_interrupt():
+            return self._run(selection, out_dir)
+
+    def _run(self, selection: Selection, out_dir: Path) -> Path:
         if self.kernel is None:
             self.prepare()
         self.details["cmdline"] = self.cmdline()
@@ -130,7 +190,8 @@ class VMEnvironment(Environment):
             console = work / "console.log"
             cmd = qemu.command(self.kernel, self.initrd, self.accel, self.cmdline(), console,
                                [qemu.Share("sockspec_root", Path("/"), True),
-                                qemu.Share("sockspec_out", share, False)])
+                                qemu.Share("sockspec_out", share, False)],
+                               cpus=2 if selection.jobs else 1)
             boot = qemu.boot(cmd, console, self.timeout, echo=self.echo)
             self.last_boot = boot
             self._timings(boot)
@@ -154,9 +215,57 @@ class VMEnvironment(Environment):
     def _timings(self, boot: qemu.Boot) -> None:
         t = self.timings
         t["wall_s"] = round(boot.wall_s, 2)
+        t["qemu_cpu_s"] = boot.cpu_s
         for key, prefix in (("kernel_to_stage2_s", "stage 2 started"), ("policy_loaded_s", "policy loaded"),
-                            ("job_started_s", "job started"), ("boot_to_first_test_s", "first test"),
-                            ("job_finished_s", "job finished")):
+                            ("job_started_s", "job started"), ("pytest_started_s", "pytest started"),
+                            ("collected_s", "collected"), ("boot_to_first_test_s", "first test"),
+                            ("tests_finished_s", "tests finished"), ("job_finished_s", "job finished")):
             v = boot.mark(prefix)
             if v is not None:
                 t[key] = round(v, 2)
+
+
+def main(args, extra: list[str]) -> int:
+    """``./sockspec vm`` and ``./sockspec run --vm`` (see harness.cli)."""
+    from reports import html
+
+    standalone = args.command == "vm"
+    if standalone and (args.page or args.clause):
+        selection = Selection(pages=args.page, clauses=args.clause, jobs=args.jobs,
+                              timeout=args.timeout, pytest_args=extra)
+    elif standalone:
+        selection = default_selection(args.jobs, args.timeout)
+        selection.pytest_args = extra
+    else:
+        selection = Selection(clauses=needing_vm(args.page, args.clause), timeout=args.timeout)
+        if not selection.clauses:
+            print("sockspec: no clause of this selection needs the VM; not booting it")
+            return 0
+    out = Path(args.out) if standalone else Path(args.out) / "vm"
+    env = VMEnvironment(kernel=Path(args.kernel) if args.kernel else None,
+                        load_policy=not getattr(args, "no_policy", False),
+                        enforce=not getattr(args, "permissive", False),
+                        timeout=args.vm_timeout or DEFAULT_TIMEOUT,
+                        echo=lambda line: print(f"vm| {line}", flush=True))
+    try:
+        env.prepare()
+        print(f"sockspec: VM {env.name}: kernel {env.kernel.release} ({env.kernel.source}), "
+              f"{env.kernel.machine}, {env.accel} ({env.details['accel_reason']}), "
+              f"SELinux {env.details['selinux']}"
+              + (f", policy {env.policy.name} {env.policy.hash}" if env.load_policy else ""), flush=True)
+        path = env.run(selection, out)
+    except (VMError, RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        print(f"sockspec: the VM run broke: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        env.teardown()
+    doc = json.loads(path.read_text())
+    if not (out / "index.html").exists():
+        (out / "index.html").write_text(html.render(doc))
+    e = doc["environment"]
+    c = doc["summary"]["clauses"]
+    print(f"sockspec: VM {e['name']} ({e['kernel_release']}, LSMs {','.join(e['lsms'])}): "
+          f"{sum(c.values())} clauses: " + ", ".join(f"{n} {v}" for v, n in c.items()))
+    print("sockspec: VM timings: " + ", ".join(f"{k} {v}" for k, v in env.timings.items()))
+    print(f"sockspec: VM report {out / 'index.html'}, results {path}")
+    return 0

@@ -15,6 +15,14 @@ def _mark(text: str) -> None:
         pass
 
 
+def pytest_sessionstart(session):
+    _mark("pytest started")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _mark("tests finished")
+
+
 def pytest_collection_finish(session):
     _mark(f"collected {len(session.items)} tests")
 

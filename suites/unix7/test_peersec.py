@@ -99,7 +99,7 @@ def test_peersec_short_buffer_erange_then_retry(kind, how):
     receives; a retry with that length succeeds with the same bytes.
     """
     a, _ = pair(kind, how)
-    full, full_len = _peersec(a, NAME_MAX)
+    full, full_len = expect.succeeds(_peersec, a, NAME_MAX, what="getsockopt(SO_PEERSEC) into NAME_MAX bytes")
     exc = expect.errno("ERANGE", _peersec, a, 1, what="getsockopt(SO_PEERSEC) into 1 byte")
     expect.equal("required length returned in optlen", exc.optlen, full_len)
     raw, optlen = expect.succeeds(_peersec, a, exc.optlen, what="retry with the returned length")
@@ -119,7 +119,7 @@ def test_peersec_string_form(kind, how):
     last, or a control character, is a deviation.  The encoding is not checked.
     """
     a, _ = pair(kind, how)
-    raw, optlen = _peersec(a, NAME_MAX)
+    raw, optlen = expect.succeeds(_peersec, a, NAME_MAX, what="getsockopt(SO_PEERSEC) into NAME_MAX bytes")
     expect.observe("terminating null included", raw.endswith(b"\0"))
     body = _without_nul(raw)
     expect.equal("non-terminating null bytes", body.count(b"\0"), 0)
