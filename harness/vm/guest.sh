@@ -14,7 +14,7 @@ fail() {
     [ -d /run/sockspec ] && echo "failed: $*" > /run/sockspec/status
     sync
     echo o > /proc/sysrq-trigger
-    sleep 30
+    sleep 30 2>/dev/null
 }
 say "stage 2 started"
 mount -t proc proc /proc || fail "mount /proc"
@@ -67,4 +67,4 @@ echo "$rc" > /run/sockspec/status
 sync
 umount /run/sockspec
 echo o > /proc/sysrq-trigger
-sleep 30
+sleep 30 2>/dev/null
