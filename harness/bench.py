@@ -1,6 +1,7 @@
-"""Benchmark: per-test isolation overhead, and suite wall time serial and with -n 2.
+"""Benchmark: per-test isolation overhead, suite wall time serial and with -n 2, and the
+VM environment's boot-to-first-test and wall time (its default selection).
 
-    ./sockspec bench [--suite unix7] [--iterations 500]
+    ./sockspec bench [--suite unix7] [--iterations 500] [--no-vm]
 
 Isolation overhead is measured in a process that has pytest and the harness imported (as
 a test run's worker does): the time of ``sandbox.run(noop)`` less the time of calling
@@ -65,10 +66,33 @@ def suite_wall(suite: str, jobs: str | None) -> dict:
             "sum_of_test_durations_s": round(sum(t["duration"] for t in tests), 2)}
 
 
+def vm_run() -> dict:
+    """One VM run of the default selection (every clause that needs the VM): how long the
+    preparation took (cached after the first run), the boot to the first test, the whole
+    run, and QEMU's CPU time."""
+    from harness.environments.vm import VMEnvironment, VMError, default_selection
+
+    env = VMEnvironment()
+    try:
+        env.prepare()
+        with tempfile.TemporaryDirectory() as tmp:
+            doc = json.loads(env.run(default_selection(), Path(tmp)).read_text())
+    except (VMError, RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        return {"error": str(exc).splitlines()[0]}
+    finally:
+        env.teardown()
+    t = env.timings
+    return {"environment": env.name, "accel": env.accel, "tests": len(doc["tests"]),
+            "prepare_s": t.get("prepare_s"), "boot_to_first_test_s": t.get("boot_to_first_test_s"),
+            "wall_s": t.get("wall_s"), "qemu_cpu_s": t.get("qemu_cpu_s"),
+            "phases_s": {k: v for k, v in t.items() if k not in ("prepare_s", "wall_s", "qemu_cpu_s")}}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="sockspec bench")
     p.add_argument("--suite", action="append", help="suite folder under suites/ (repeatable)")
     p.add_argument("--iterations", type=int, default=500)
+    p.add_argument("--no-vm", action="store_true", help="leave out the VM run (about a minute)")
     args = p.parse_args(argv)
     suites = args.suite or sorted({q.parent.name for q in catalogue.SUITES.glob("*/test_*.py")})
     report = {"isolation": isolation_overhead(args.iterations), "suites": {}}
@@ -79,6 +103,14 @@ def main(argv=None) -> int:
         report["suites"][suite] = rows
         for r in rows:
             print(f"{suite}: {r['tests']} tests, {r['jobs']}: {r['wall_s']} s wall")
+    if not args.no_vm:
+        vm = report["vm"] = vm_run()
+        if "error" in vm:
+            print(f"vm: not measured: {vm['error']}")
+        else:
+            print(f"vm ({vm['environment']}, {vm['accel']}): {vm['tests']} tests, boot to first test "
+                  f"{vm['boot_to_first_test_s']} s, VM run {vm['wall_s']} s wall "
+                  f"(QEMU CPU {vm['qemu_cpu_s']} s), preparation {vm['prepare_s']} s")
     print(json.dumps(report, indent=1))
     return 0
 
