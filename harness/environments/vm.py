@@ -82,6 +82,15 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def _remove_orphans() -> None:
+    """Remove the work folders of VM runs whose process was killed outright (SIGKILL: no
+    chance to clean up; QEMU itself died with it).  Each is named after its run's pid."""
+    for path in Path(tempfile.gettempdir()).glob("sockspec-vm-*-*"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _precompile() -> None:
     """Write the project's bytecode (and pytest's rewritten test modules) on the host.  The
     guest sees the checkout read-only and compiling there costs CPU that TCG makes 20-50
@@ -128,7 +137,7 @@ class VMEnvironment(Environment):
         self.initrd = initramfs.build(self.kernel.modules)
         _precompile()
         self.policy = policy.build()
-        with tempfile.TemporaryDirectory(prefix="sockspec-vm-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"sockspec-vm-{os.getpid()}-") as tmp:
             self.accel, why = qemu.choose_accel(self.kernel, self.initrd, Path(tmp))
         if self.name == "vm":
             major_minor = ".".join(self.kernel.release.split("-")[0].split(".")[:2])
@@ -149,11 +158,10 @@ class VMEnvironment(Environment):
         """job.env: what the guest script sources (shell, every value quoted)."""
         q = shlex.quote
         k = self.kernel
-        tree = k.modules.parent.parent.parent if k.modules else None
         lines = [
             f"SOCKSPEC_ROOT={q(str(ROOT))}",
-            f"SOCKSPEC_KERNEL_TREE={q(str(tree) if tree else '')}",
-            f"SOCKSPEC_KERNEL_BOOT={q(str(k.config.parent) if k.config else '')}",
+            f"SOCKSPEC_KERNEL_MODULES={q(str(k.modules) if k.modules else '')}",
+            f"SOCKSPEC_KERNEL_CONFIG={q(str(k.config) if k.config else '')}",
             f"SOCKSPEC_POLICY={q(str(self.policy.binary) if self.load_policy else '')}",
             f"SOCKSPEC_ENFORCE={1 if self.enforce else 0}",
             f"SOCKSPEC_CONTEXT={q(self.policy.context if self.load_policy else '')}",
@@ -182,7 +190,8 @@ class VMEnvironment(Environment):
         out_dir.mkdir(parents=True, exist_ok=True)
         results = out_dir / "results.json"
         results.unlink(missing_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="sockspec-vm-"))
+        _remove_orphans()
+        work = Path(tempfile.mkdtemp(prefix=f"sockspec-vm-{os.getpid()}-"))
         try:
             share = work / "share"
             (share / "out").mkdir(parents=True)
@@ -257,6 +266,9 @@ def main(args, extra: list[str]) -> int:
     except (VMError, RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         print(f"sockspec: the VM run broke: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("sockspec: VM run interrupted; the VM was stopped", file=sys.stderr)
+        return 130
     finally:
         env.teardown()
     doc = json.loads(path.read_text())

@@ -2,14 +2,15 @@
 
     guest_kernel.py  the kernel to boot: Debian's linux-image for this release (apt), or a
                      user's (.deb, unpacked tree or image); vmlinux for microvm; depmod
-    initramfs.py     a tiny initramfs: static busybox, the virtio/9p modules, init.sh
-    init.sh          stage 1 (initramfs): load the modules, mount the host root over 9p,
-                     switch_root into it running guest.sh
-    guest.sh         stage 2 (PID 1 in the host's root, read-only): mounts, SELinux policy
-                     load and enforce, run ``harness.cli run``, power off
+    initramfs.py     a tiny initramfs: static busybox, the virtio/9p/overlay modules, init.sh
+    init.sh          stage 1 (initramfs): load the modules, mount the host root over 9p
+                     (read-only) under a tmpfs overlay, switch_root into it running guest.sh
+    guest.sh         stage 2 (PID 1 in the host's root): mounts, SELinux policy load and
+                     enforce, run ``harness.cli run``, power off
     policy.py        compile policy/sockspec.cil with secilc
     policy/          the SELinux policy's source (CIL)
     qemu.py          the KVM probe, booting QEMU with a time limit, the console log
+    progress.py      a pytest plugin the guest loads: progress marks on the console
 
 Everything built is cached by content under :func:`cache_dir`; a second run builds nothing.
 """

@@ -2,7 +2,7 @@
 # sockspec VM, stage 2: PID 1, in the host's root (read-only over 9p), run by its /bin/sh.
 #
 # Mounts the kernel's file systems and the read-write share (tag sockspec_out) on
-# /run/sockspec, reads the job the host wrote there (job.env: the policy, the context to
+# /run/sockspec (the root is the host's under a tmpfs overlay, see init.sh), reads the job the host wrote there (job.env: the policy, the context to
 # run in, the command), loads the SELinux policy and enforces it, runs the job in that
 # context, writes its exit status to /run/sockspec/status and powers off.
 # Lines starting "sockspec-guest:" mark progress for the host (boot-to-first-test timing).
@@ -23,8 +23,6 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm 2>/dev/null
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs -o mode=755 tmpfs /run
 mount -t securityfs securityfs /sys/kernel/security
 grep -qw selinuxfs /proc/filesystems && mount -t selinuxfs selinuxfs /sys/fs/selinux
 mkdir -p /run/sockspec
@@ -33,14 +31,15 @@ mount -t 9p -o trans=virtio,version=9p2000.L,rw,msize=262144 sockspec_out /run/s
 [ -f /run/sockspec/job.env ] || fail "no job.env in the results share"
 . /run/sockspec/job.env
 
-# The guest kernel's modules and config, where modprobe and harness.kernel look for them.
-if [ -n "$SOCKSPEC_KERNEL_TREE" ]; then
-    export MODPROBE_OPTIONS="-d $SOCKSPEC_KERNEL_TREE"
-    printf '#!/bin/sh\nexec /sbin/modprobe -d %s "$@"\n' "$SOCKSPEC_KERNEL_TREE" > /run/modprobe
-    chmod 755 /run/modprobe
-    echo /run/modprobe > /proc/sys/kernel/modprobe
+# The guest kernel's modules and config where modprobe (module autoloading: sctp, esp4)
+# and harness.kernel look for them (the root is an overlay: these links stay in the guest).
+release=$(uname -r)
+if [ -n "$SOCKSPEC_KERNEL_MODULES" ]; then
+    mkdir -p /lib/modules && ln -sfn "$SOCKSPEC_KERNEL_MODULES" "/lib/modules/$release"
 fi
-[ -n "$SOCKSPEC_KERNEL_BOOT" ] && mount --bind "$SOCKSPEC_KERNEL_BOOT" /boot
+if [ -n "$SOCKSPEC_KERNEL_CONFIG" ]; then
+    mkdir -p /boot && ln -sf "$SOCKSPEC_KERNEL_CONFIG" "/boot/config-$release"
+fi
 ip link set lo up
 hostname sockspec-vm
 

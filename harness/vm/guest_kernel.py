@@ -43,7 +43,7 @@ class GuestKernel:
     machine: str              # "microvm" or "pc"
     release: str              # uname -r inside the guest
     modules: Path | None      # lib/modules/<release> (depmod'ed), or None: all built in
-    config: Path | None       # its config-<release>, shown to the guest as /boot
+    config: Path | None       # its config-<release>, linked into the guest's /boot
     source: str               # where it came from, for the report
 
     def describe(self) -> dict:

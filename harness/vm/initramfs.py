@@ -1,5 +1,5 @@
 """The VM's initramfs: Debian's static busybox, the modules that reach the host's root
-(virtio-mmio or virtio-pci, 9p), and ``init.sh`` as /init.  Nothing else: the guest runs
+(virtio-mmio or virtio-pci, 9p, overlay), and ``init.sh`` as /init.  Nothing else: the guest runs
 the host's own programs once stage 1 has switched into the host root (see init.sh).
 
 Written as an uncompressed newc cpio archive (the kernel unpacks it fastest), cached by
@@ -16,8 +16,9 @@ from harness import debian
 from harness.vm import HERE, cache_dir, digest
 
 BUSYBOX = Path("/bin/busybox")
-# What stage 1 needs to mount the host root: the virtio transports and 9p over virtio.
-WANTED = ["virtio_mmio", "virtio_pci", "9pnet_virtio", "9p"]
+# What stage 1 needs to mount the host root: the virtio transports, 9p over virtio, and
+# overlayfs to lay a tmpfs over it.
+WANTED = ["virtio_mmio", "virtio_pci", "9pnet_virtio", "9p", "overlay"]
 
 
 def modules_in_order(moddir: Path | None, wanted=WANTED) -> list[str]:
@@ -71,9 +72,9 @@ def build(moddir: Path | None) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     blob = bytearray()
-    for ino, d in enumerate(("bin", "dev", "proc", "sys", "newroot", "modules"), start=1):
+    for ino, d in enumerate(("bin", "dev", "proc", "sys", "lower", "upper", "newroot", "modules"), start=1):
         blob += _cpio_entry(d, stat.S_IFDIR | 0o755, ino=ino)
-    blob += _cpio_entry("dev/console", stat.S_IFCHR | 0o600, ino=7, rdev=(5, 1))
+    blob += _cpio_entry("dev/console", stat.S_IFCHR | 0o600, ino=9, rdev=(5, 1))
     entries: list[tuple[str, int, bytes]] = []
     entries.append(("bin/busybox", stat.S_IFREG | 0o755, BUSYBOX.read_bytes()))
     entries.append(("init", stat.S_IFREG | 0o755, init.read_bytes()))
@@ -83,7 +84,7 @@ def build(moddir: Path | None) -> Path:
         entries.append((name, stat.S_IFREG | 0o644, (moddir / m).read_bytes()))
         listing.append("/" + name)
     entries.append(("modules/order", stat.S_IFREG | 0o644, ("\n".join(listing) + "\n").encode()))
-    for ino, (name, mode, data) in enumerate(entries, start=8):
+    for ino, (name, mode, data) in enumerate(entries, start=10):
         blob += _cpio_entry(name, mode, data, ino)
     blob += _cpio_entry("TRAILER!!!", 0)
     tmp = target.with_suffix(f".tmp{os.getpid()}")
