@@ -96,7 +96,7 @@ def test_vm_runs_selinux_clauses_end_to_end(prepared, tmp_path):
     for cid in SELINUX_CLAUSES:
         assert clauses[cid]["verdict"] == "pass", clauses[cid]
     assert (out / "index.html").read_text().startswith("<!DOCTYPE html>")
-    assert "boot_to_first_test_s" in r.stdout
+    assert "boot_to_first_test_s" in r.stdout, r.stdout[-3000:]
 
 
 def test_vm_without_policy_never_passes_selinux_clauses(tmp_path):
