@@ -7,9 +7,9 @@ release, or ``--kernel PATH``), the initramfs (:mod:`harness.vm.initramfs`), the
 policy compiled from ``harness/vm/policy/*.cil`` (:mod:`harness.vm.policy`), and the
 accelerator (:func:`harness.vm.qemu.choose_accel`: KVM if a probe boot works, else TCG).
 
-``run()`` boots once per run.  The guest mounts the host's root read-only over 9p (the
-project, its .venv and the host's programs run unchanged) and a private read-write share
-for its results; loads the policy and enforces it; switches to the policy's test context;
+``run()`` boots once per run.  The guest mounts the host's root read-only over 9p under a
+tmpfs overlay (the project, its .venv and the host's programs run unchanged; what the
+guest writes stays in the guest) and a private read-write share for its results; loads the policy and enforces it; switches to the policy's test context;
 runs ``python -m harness.cli run`` on the selection with the SOCKSPEC_ENVIRONMENT*
 variables set; powers off.  The results.json (and index.html) it wrote are moved into
 ``out_dir``.  A guest that outlives the time limit is killed, and a boot that fails says
@@ -165,7 +165,7 @@ class VMEnvironment(Environment):
             f"SOCKSPEC_POLICY={q(str(self.policy.binary) if self.load_policy else '')}",
             f"SOCKSPEC_ENFORCE={1 if self.enforce else 0}",
             f"SOCKSPEC_CONTEXT={q(self.policy.context if self.load_policy else '')}",
-            "export PYTHONDONTWRITEBYTECODE=1",     # the host root is read-only here
+            "export PYTHONDONTWRITEBYTECODE=1",     # the .pyc files come from the host (_precompile)
         ]
         if not selection.jobs:      # no xdist: skip importing the plugins pytest would autoload
             lines.append("export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1")
