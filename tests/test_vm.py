@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,14 +31,19 @@ SELINUX_CLAUSES = ["unix.7/socket-options/so-peersec-default-creator",
                    "unix.7/socket-options/so-peersec-stream"]
 
 
-def _qemus() -> set[int]:
+def _qemus(tmp: Path | None = None) -> set[int]:
+    """QEMU processes, only those of runs whose temporary folder is
+    ``tmp`` when given (colleagues may boot VMs of their own meanwhile)."""
     pids = set()
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
-            if comm.read_text().startswith("qemu-system"):
-                pids.add(int(comm.parent.name))
+            if not comm.read_text().startswith("qemu-system"):
+                continue
+            cmdline = (comm.parent / "cmdline").read_bytes()
         except OSError:
-            pass
+            continue
+        if tmp is None or str(tmp).encode() in cmdline:
+            pids.add(int(comm.parent.name))
     return pids
 
 
@@ -49,6 +55,15 @@ def prepared():
     return env
 
 
+def _describe(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} (parent {ppid}): {cmd[:200]}"
+
+
 def _our_mounts() -> list[str]:
     return [line for line in Path("/proc/self/mounts").read_text().splitlines() if "sockspec" in line]
 
@@ -57,17 +72,18 @@ def _vm_cli(tmp_path, *args):
     """``./sockspec vm ARGS`` in a subprocess; then no QEMU, temporary file or mount of
     the run is left.  (Links and sysctls are not compared: the VM touches neither, and a
     colleague's Docker engine may change them meanwhile.)"""
-    before_qemu, before_children = _qemus(), set(descendants(os.getpid()))
+    before_children = set(descendants(os.getpid()))
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out = tmp_path / "out"
     t = time.monotonic()
     r = run_cli("vm", "--out", out, *args, tmpdir=tmp, timeout=900)
     took = time.monotonic() - t
-    assert _qemus() - before_qemu == set(), "a QEMU process outlived the run"
+    assert _qemus(tmp) == set(), "a QEMU process outlived the run"
     assert list(tmp.iterdir()) == [], "the VM run left temporary files behind"
     assert _our_mounts() == []
-    assert set(descendants(os.getpid())) <= before_children
+    new = set(descendants(os.getpid())) - before_children
+    assert not new, [_describe(pid) for pid in new]
     print(f"VM run took {took:.1f} s")
     return r, out
 
@@ -126,14 +142,15 @@ def test_selinux_tests_fail_in_the_vm_under_injected_faults(tmp_path):
         (t["nodeid"], t["outcome"], t["message"]) for t in selinux_tests if t["outcome"] != "failed"]
 
 
-def test_a_guest_past_its_time_limit_is_killed_and_says_why(prepared, tmp_path):
-    before = _qemus()
+def test_a_guest_past_its_time_limit_is_killed_and_says_why(prepared, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     env = VMEnvironment(timeout=2.0)
     env.prepare()
     with pytest.raises(VMError, match=r"killed after the time limit of 2 s") as info:
         env.run(Selection(clauses=SELINUX_CLAUSES), tmp_path / "out")
     assert "Console log" in str(info.value)
-    assert _qemus() - before == set()
+    assert _qemus(tmp_path) == set()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "the work folder is removed"
     assert not (tmp_path / "out" / "results.json").exists()
 
 
