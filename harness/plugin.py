@@ -170,6 +170,9 @@ def pytest_runtest_logreport(report):
     props = dict(report.user_properties)
     entry = store.setdefault(report.nodeid, {"nodeid": report.nodeid, "clauses": props.get("clauses", []),
                                              "outcome": "passed", "message": "", "duration": 0.0})
+    if "location" not in entry and report.location:
+        path, lineno = report.location[0], report.location[1]  # lineno counts from 0
+        entry["location"] = f"{path}:{lineno + 1}" if lineno is not None else path
     if props.get("clauses"):
         entry["clauses"] = props["clauses"]
     entry["duration"] += report.duration
