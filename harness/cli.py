@@ -3,6 +3,7 @@
     ./sockspec run [--page unix.7] [--clause ID] [-n 2] [--baseline FILE --gate] [-- PYTEST ARGS]
     ./sockspec report [results.json] [index.html]
     ./sockspec merge A/results.json B/results.json ... [-o matrix.html]
+    ./sockspec gate --baseline FILE [results.json]
     ./sockspec diff OLD/results.json NEW/results.json [-o diff.html] [--gate]
     ./sockspec export --format junit|ktap|kcidb [results.json] [-o FILE]
     ./sockspec selftest [PYTEST ARGS]
@@ -73,29 +74,38 @@ def cmd_run(args, extra: list[str]) -> int:
               file=sys.stderr)
         return 2
     doc = json.loads(results_path.read_text())
-    cmp = None
-    if args.baseline:
-        cmp = baseline.compare(doc, baseline.load(Path(args.baseline)), reference=args.baseline)
+    cmp = baseline.compare(doc, baseline.load(args.baseline), args.baseline) if args.baseline else None
     (out / "index.html").write_text(html.render(doc, comparison=cmp))
     export.write_all(doc, out)
     c = doc["summary"]["clauses"]
     print(f"sockspec: {sum(c.values())} clauses: " + ", ".join(f"{n} {v}" for v, n in c.items()))
     print(f"sockspec: report {out / 'index.html'}, results {results_path}, exports "
           + ", ".join(name for _, name in export.FORMATS.values()))
+    return _gate(doc, cmp, args.baseline, args.gate)
+
+
+def _gate(doc: dict, cmp, baseline_path: str | None, gate: bool) -> int:
+    """Print the comparison with the baseline; with ``gate``, 1 on a new deviation."""
     if cmp is not None:
         print(cmp.text())
-        if args.gate and cmp.new:
-            print(f"sockspec: gate: {len(cmp.new)} new deviation(s) not in {args.baseline}, in clause(s): "
+        if gate and cmp.new:
+            print(f"sockspec: gate: {len(cmp.new)} new deviation(s) not in {baseline_path}, in clause(s): "
                   + ", ".join(cmp.new_clauses()))
             return 1
-        if args.gate:
-            print(f"sockspec: gate passed: no deviation beyond {args.baseline}")
-    elif args.gate:
+        if gate:
+            print(f"sockspec: gate passed: no deviation beyond {baseline_path}")
+    elif gate:
         failing = runs.deviations(doc)
         if failing:
             print(f"sockspec: gate: {len(failing)} deviation(s) and no baseline")
             return 1
     return 0
+
+
+def cmd_gate(args, extra) -> int:
+    """The CI gate on a results.json made elsewhere (a CI matrix's artifact)."""
+    doc = runs.load(args.results)
+    return _gate(doc, baseline.compare(doc, baseline.load(args.baseline), args.baseline), args.baseline, True)
 
 
 def cmd_report(args, extra) -> int:
@@ -178,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     df.add_argument("-o", "--output", help="also write the HTML view here")
     df.add_argument("--gate", action="store_true", help="exit 1 when the new run has a new deviation")
     df.set_defaults(fn=cmd_diff)
+    gt = sub.add_parser("gate", help="compare a results.json with a baseline; exit 1 on a new deviation")
+    gt.add_argument("results", nargs="?", default=str(OUT / "results.json"))
+    gt.add_argument("--baseline", required=True, help="a baseline file of known deviations")
+    gt.set_defaults(fn=cmd_gate)
     ex = sub.add_parser("export", help="write results.json as JUnit XML, KTAP or KCIDB JSON")
     ex.add_argument("--format", required=True, choices=sorted(export.FORMATS))
     ex.add_argument("results", nargs="?", default=str(OUT / "results.json"))

@@ -14,7 +14,9 @@ A baseline file (TOML)::
     reference = "kernel commit 314001f0bf92"
     match = {kind = ["vm"]}                             # optional: only for these runs
 
-Every entry needs a clause, a reason and a reference.  Each ``match`` key is a string or
+Every entry needs a clause, a reason and a reference.  An entry records the deviations
+of its clause (by the tests listed, or by any test): a test failing two clauses needs an
+entry for each.  Each ``match`` key is a string or
 a list of ``fnmatch`` globs; a run matches when every key given matches.  An entry
 applies to a run when both the file's ``[match]`` and its own ``match`` do; entries that
 do not apply are ignored, so one file can hold a kernel series' deviations for several
@@ -78,9 +80,9 @@ class Known:
         """The test is one this entry is about (whatever its outcome)."""
         return self.clause in test.get("clauses", []) and (not self.tests or test["nodeid"] in self.tests)
 
-    def covers(self, test: dict) -> bool:
-        """The test fails this entry's clause, and is one of its tests."""
-        return self.clause in runs.deviating_clauses(test) and (not self.tests or test["nodeid"] in self.tests)
+    def covers(self, clause: str, test: dict) -> bool:
+        """The deviation (``test`` failing ``clause``) is the one this entry records."""
+        return clause == self.clause and (not self.tests or test["nodeid"] in self.tests)
 
     def why(self) -> str:
         return f"{self.reason} [{self.reference}]"
@@ -108,11 +110,11 @@ def compare(doc: dict, known: list[Known], reference: str = "the baseline") -> C
     cmp = Comparison(reference=reference,
                      subject=f"{env.get('name', 'run')} (Linux {env.get('kernel_release', '?')})")
     used = set()
-    for t in runs.deviations(doc):
-        hits = [k for k in known if k.covers(t)]
+    for cid, t in runs.deviations(doc):
+        hits = [k for k in known if k.covers(cid, t)]
         used.update(hits)
-        cmp.rows.append(Row("unchanged" if hits else "new", tuple(runs.deviating_clauses(t)), t["nodeid"],
-                            t.get("message", ""), "; ".join(k.why() for k in hits), t.get("location", "")))
+        cmp.rows.append(Row("unchanged" if hits else "new", (cid,), t["nodeid"], t.get("message", ""),
+                            "; ".join(k.why() for k in hits), t.get("location", "")))
     for k in known:
         if k in used:
             continue

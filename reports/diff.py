@@ -19,29 +19,34 @@ def _label(doc: dict) -> str:
 
 
 def compare(old: dict, new: dict) -> Comparison:
-    """Test by test: failing in new only is new, in both unchanged, in old only fixed when
-    the new run passed it and unchecked when the new run did not run it."""
+    """Deviation by deviation (a clause a test fails): in the new run only is new, in both
+    unchanged; in the old run only is fixed when the new run passed the test, unchecked
+    when it did not run it."""
     cmp = Comparison(reference=f"the earlier run {_label(old)}", subject=_label(new))
     old_tests = {t["nodeid"]: t for t in old.get("tests", [])}
     new_tests = {t["nodeid"]: t for t in new.get("tests", [])}
-    for t in runs.deviations(new):
+    before_devs = {(cid, t["nodeid"]) for cid, t in runs.deviations(old)}
+    after_devs = {(cid, t["nodeid"]) for cid, t in runs.deviations(new)}
+    for cid, t in runs.deviations(new):
         before = old_tests.get(t["nodeid"])
-        if before is not None and runs.failing(before):
+        if (cid, t["nodeid"]) in before_devs:
             status, note = "unchanged", before.get("message", "")
         else:
             status = "new"
             note = f"was {before['outcome']}" if before else "was not run"
-        cmp.rows.append(Row(status, tuple(runs.deviating_clauses(t)), t["nodeid"], t.get("message", ""),
-                            note, t.get("location", "")))
-    for t in runs.deviations(old):
+        cmp.rows.append(Row(status, (cid,), t["nodeid"], t.get("message", ""), note, t.get("location", "")))
+    for cid, t in runs.deviations(old):
+        if (cid, t["nodeid"]) in after_devs:
+            continue
         after = new_tests.get(t["nodeid"])
         if after is not None and runs.failing(after):
-            continue
-        passed = after is not None and after.get("outcome") == "passed"
-        message = "passes now" if passed else (
-            f"{after['outcome']}: {after.get('message', '')}" if after else "not run")
-        cmp.rows.append(Row("fixed" if passed else "unchecked", tuple(runs.deviating_clauses(t)),
-                            t["nodeid"], message, t.get("message", ""), t.get("location", "")))
+            status, message = "fixed", f"fails another clause now: {after.get('message', '')}"
+        elif after is not None and after.get("outcome") == "passed":
+            status, message = "fixed", "passes now"
+        else:
+            status = "unchecked"
+            message = f"{after['outcome']}: {after.get('message', '')}" if after else "not run"
+        cmp.rows.append(Row(status, (cid,), t["nodeid"], message, t.get("message", ""), t.get("location", "")))
     return cmp
 
 

@@ -16,7 +16,8 @@ outcome per environment, expected vs observed for each failure, and why it skipp
 
 Filters (plain script, no library): verdict, page, environment, "only rows that
 differ".  The state lives in the URL fragment, e.g. ``index.html#v=fail&p=unix.7&e=host``,
-so a filtered view can be linked to (and the project's tests drive it that way).
+so a filtered view can be linked to (and the project's tests drive it that way).  Once
+the script has run, ``body[data-ready]`` holds the milliseconds since navigation start.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ SCRIPT = """
   window.addEventListener("hashchange", function () { fromHash(); apply(); });
   fromHash();
   apply();
-  document.body.setAttribute("data-ready", "1");
+  document.body.setAttribute("data-ready", String(Math.round(performance.now())));
 }());
 """
 

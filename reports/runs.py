@@ -1,9 +1,10 @@
 """results.json documents as the reports read them: loading one (format checked), the
 column label of each run in a matrix, and the tests that deviate from the page.
 
-A *deviation* is a failed (or errored) test, attributed to the clauses it fails: the one
-its deviation names (``deviation_clause``), else every clause it declares; the same rule
-``harness.results.clause_verdict`` uses to fail clauses.
+A *deviation* is a clause a failed (or errored) test fails: the one its deviation names
+(``deviation_clause``), else each clause it declares; the same rule
+``harness.results.clause_verdict`` uses to fail clauses.  Baselines and diffs compare
+deviations, so every clause a test fails needs its own baseline entry.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ def deviating_clauses(test: dict) -> list[str]:
     return list(test.get("clauses", []))
 
 
-def deviations(doc: dict) -> list[dict]:
-    """The run's failing tests, in nodeid order."""
-    return [t for t in doc.get("tests", []) if failing(t)]
+def deviations(doc: dict) -> list[tuple[str, dict]]:
+    """(clause id, test) for each clause each failing test fails, in test order."""
+    return [(cid, t) for t in doc.get("tests", []) if failing(t) for cid in deviating_clauses(t)]
 
 
 def labels(docs: list[dict]) -> list[str]:
