@@ -5,7 +5,7 @@
     ./sockspec merge A/results.json B/results.json ... [-o matrix.html]
     ./sockspec gate --baseline FILE [results.json]
     ./sockspec diff OLD/results.json NEW/results.json [-o diff.html] [--gate]
-    ./sockspec export --format junit|ktap|kcidb [results.json] [-o FILE]
+    ./sockspec export --format junit|ktap|kcidb [results.json] [-o FILE] [--origin NAME]
     ./sockspec selftest [PYTEST ARGS]
     ./sockspec bench [--suite unix7] [--iterations N]
 
@@ -112,14 +112,6 @@ def cmd_report(args, extra) -> int:
     return html.main([args.results, args.html] if args.html else [args.results])
 
 
-def _write(text: str, dst: str | None, what: str) -> None:
-    if dst:
-        Path(dst).write_text(text)
-        print(f"sockspec: wrote {what} {dst}")
-    else:
-        sys.stdout.write(text)
-
-
 def cmd_merge(args, extra) -> int:
     """Several results.json (e.g. a CI matrix's artifacts) -> one matrix report."""
     docs = [runs.load(p) for p in args.results]
@@ -141,7 +133,18 @@ def cmd_diff(args, extra) -> int:
 
 def cmd_export(args, extra) -> int:
     """One results.json -> JUnit XML, KTAP or KCIDB JSON."""
-    _write(export.render(args.format, runs.load(args.results)), args.output, args.format)
+    if args.origin and args.format != "kcidb":
+        raise SystemExit("sockspec: --origin is for --format kcidb")
+    options = {"origin": args.origin} if args.origin else {}
+    try:
+        text = export.render(args.format, runs.load(args.results), **options)
+    except ValueError as e:
+        raise SystemExit(f"sockspec: {e}")
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"sockspec: wrote {args.format} {args.output}")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--format", required=True, choices=sorted(export.FORMATS))
     ex.add_argument("results", nargs="?", default=str(OUT / "results.json"))
     ex.add_argument("-o", "--output", help="the file to write (default: standard output)")
+    ex.add_argument("--origin", help="kcidb: the submitting CI system's KCIDB origin (default sockspec)")
     ex.set_defaults(fn=cmd_export)
     st = sub.add_parser("selftest", help="run the project's own tests")
     st.set_defaults(fn=cmd_selftest)

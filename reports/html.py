@@ -65,7 +65,8 @@ blockquote{margin:.2em 0;font-style:italic;color:#24292f}
 details>summary{cursor:pointer;color:#0969da;font-size:.85em}
 .tt,.dev,.cmp,.map{font-size:.85em;margin:.3em 0} .tt td,.dev td,.dev th,.cmp td,.cmp th,.map td,.map th{border:1px solid #eaeef2}
 .dev td{white-space:pre-wrap;font-family:ui-monospace,monospace}
-.loc{color:#57606a;font-family:ui-monospace,monospace}
+.loc,.tt td:nth-child(2){color:#57606a;font-family:ui-monospace,monospace}
+.tt td:first-child{font-family:ui-monospace,monospace}
 .o-failed,.o-error{color:#cf222e;font-weight:700} .o-passed{color:#1a7f37} .o-skipped{color:#9a6700}
 svg.chart{display:block;margin:.3em 0} svg .ct{font-size:12px;font-weight:600;fill:#57606a}
 svg .cl,svg .cn{font-size:11px;fill:#1f2328}
@@ -299,8 +300,9 @@ def _verdict_cells(m: Matrix, cid: str) -> str:
             cells.append(f'<td class="v v-none e{i}" title="not run in {esc(col.label)}">—</td>')
             continue
         odd = " odd" if v != usual else ""
-        title = col.clauses[cid].get("message") or v
-        cells.append(f'<td class="v v-{v} e{i}{odd}" title="{esc(col.label)}: {esc(title)}">{v}</td>')
+        message = col.clauses[cid].get("message")
+        title = f' title="{esc(col.label)}: {esc(message)}"' if message else ""
+        cells.append(f'<td class="v v-{v} e{i}{odd}"{title}>{v}</td>')
     return "".join(cells)
 
 
@@ -312,7 +314,8 @@ def _outcome_cell(i: int, cid: str, t: dict | None) -> str:
     title = t.get("message", "")
     if outcome in ("failed", "error") and cid not in runs.deviating_clauses(t):
         text, title = "stopped", f"failed at a deviation from {t.get('deviation_clause')}: {title}"
-    return f'<td class="e{i} o-{esc(outcome)}" title="{esc(title)}">{esc(text)}</td>'
+    title = f' title="{esc(title)}"' if title else ""
+    return f'<td class="e{i} o-{esc(outcome)}"{title}>{esc(text)}</td>'
 
 
 def _clause_details(m: Matrix, c: dict) -> str:
@@ -329,8 +332,7 @@ def _clause_details(m: Matrix, c: dict) -> str:
         devs = []
         for nodeid in nodeids:
             loc = m.test(nodeid).get("location", "")
-            rows.append(f'<tr><td class="mono">{esc(nodeid.split("::", 1)[-1])}</td>'
-                        f'<td class="loc">{esc(loc)}</td>' + "".join(
+            rows.append(f'<tr><td>{esc(nodeid.split("::", 1)[-1])}</td><td>{esc(loc)}</td>' + "".join(
                             _outcome_cell(i, cid, col.tests.get(nodeid)) for i, col in enumerate(m.columns))
                         + "</tr>")
             for i, col in enumerate(m.columns):

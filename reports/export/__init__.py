@@ -20,8 +20,9 @@ FORMATS = {"junit": (junit.render, "results.junit.xml"),
            "kcidb": (kcidb.render, "results.kcidb.json")}
 
 
-def render(fmt: str, doc: dict) -> str:
-    return FORMATS[fmt][0](doc)
+def render(fmt: str, doc: dict, **options) -> str:
+    """One export; options go to the format's renderer (kcidb: ``origin``)."""
+    return FORMATS[fmt][0](doc, **options)
 
 
 def write_all(doc: dict, out_dir: Path) -> list[Path]:
