@@ -107,7 +107,11 @@ def test_baseline_entries_for_every_clause_of_a_failing_test_count_as_seen(tmp_p
     known = _baseline(tmp_path, '[[deviation]]\nclause = "a.7/x/one"\nreason = "r"\nreference = "r"\n'
                       '[[deviation]]\nclause = "a.7/x/two"\nreason = "r"\nreference = "r"\n')
     cmp = baseline.compare(doc, known)
-    assert cmp.new == [] and cmp.fixed == [] and len(cmp.unchanged) == 1
+    assert cmp.new == [] and cmp.fixed == [] and [r.clauses for r in cmp.unchanged] == [("a.7/x/one",), ("a.7/x/two",)]
+    cmp = baseline.compare(doc, known[:1])          # one entry is not enough for two clauses
+    assert cmp.new_clauses() == ["a.7/x/two"]
+    attributed = {"tests": [dict(doc["tests"][0], deviation_clause="a.7/x/two")]}
+    assert baseline.compare(attributed, known[1:]).new == []   # the deviation names its clause
 
 
 def test_baseline_entry_whose_tests_did_not_run_is_unchecked_not_fixed(tmp_path):
