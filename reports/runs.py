@@ -45,15 +45,12 @@ def labels(docs: list[dict]) -> list[str]:
     """One distinct column name per run: the environment's name, made unique with the
     kernel release (and then a number) when several runs share it."""
     names = [d.get("environment", {}).get("name") or "run" for d in docs]
-    out = []
-    for i, (name, doc) in enumerate(zip(names, docs)):
-        label = name
-        if names.count(name) > 1:
-            label = f"{name} {doc.get('environment', {}).get('kernel_release', '')}".strip()
-        out.append(label)
+    out = [f"{name} {doc.get('environment', {}).get('kernel_release', '')}".strip()
+           if names.count(name) > 1 else name for name, doc in zip(names, docs)]
+    repeated = {label for label in out if out.count(label) > 1}
     seen: dict[str, int] = {}
     for i, label in enumerate(out):
-        if out.count(label) > 1:
+        if label in repeated:
             seen[label] = seen.get(label, 0) + 1
             out[i] = f"{label} #{seen[label]}"
     return out

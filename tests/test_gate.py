@@ -23,6 +23,8 @@ def test_the_full_run_passes_the_gate(full_run):
     r = full_run.result
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     assert "gate passed" in r.stdout and " 0 new," in r.stdout
+    page = (full_run.out / "index.html").read_text()      # the report shows the comparison
+    assert '<section id="comparison"' in page and "Unchanged deviations" in page
 
 
 def test_every_entry_has_a_reason_a_reference_and_a_catalogue_clause(doc):

@@ -143,3 +143,12 @@ def test_matrix_highlights_rows_that_differ():
     page = html.render_matrix([DOC, other])
     assert page.count('class="clause diff"') == 1
     assert '<th id="env-0">host</th>' in page and '<th id="env-1">vm-6.1</th>' in page
+
+
+def test_column_labels_are_distinct():
+    from reports import runs
+
+    def e(name, kernel):
+        return {"environment": {"name": name, "kernel_release": kernel}}
+    assert runs.labels([e("host", "6.1"), e("host", "6.6"), e("vm", "6.1"), e("host", "6.1")]) == \
+        ["host 6.1 #1", "host 6.6", "vm", "host 6.1 #2"]
