@@ -49,6 +49,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "fault(*syscalls): calls whose failure the test must notice")
     config.stash[_COLLECTED_KEY] = {}
     config.stash[_REPORTS_KEY] = {}
+    # One id per run, inherited by xdist workers: unprivileged test uids differ between
+    # runs sharing a machine (privileges.nobody_uid).
+    os.environ.setdefault("SOCKSPEC_RUN_ID", str(os.getpid()))
 
 
 def clause_ids(item) -> list[str]:
