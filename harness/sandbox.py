@@ -74,7 +74,7 @@ def _child(body: Callable[[], Any], wfd: int, workdir: str, ns_fd: int | None,
         elif unprivileged_ns:
             netns.enter_fresh_unprivileged()
             # the body runs with what the caller had: nothing for a non-root user, the
-            # container's set for a root without CAP_SYS_ADMIN (Docker's default set)
+            # container's set for a root without CAP_SYS_ADMIN (see _caller_caps)
             privileges.set_caps(keep_caps)
         os.chdir(workdir)
         if faults:
@@ -156,42 +156,55 @@ def reap(block: bool = False) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _caller_caps() -> frozenset:
-    return frozenset(privileges.effective())
+    """What a test child in the user-namespace path keeps: the caller's capabilities, less
+    CAP_SETUID and CAP_SETGID -- its namespace maps only the caller's uid and gid, so no
+    other id can be switched to, and tests that check for them would try."""
+    return frozenset(privileges.effective()) - {"CAP_SETUID", "CAP_SETGID"}
 
 
 @functools.lru_cache(maxsize=None)
 def isolation_unavailable() -> str | None:
     """Why no test child can be isolated here, or None.  A process without CAP_SYS_ADMIN
     isolates its test children in a user namespace; a seccomp profile (Docker's default
-    refuses unshare without CAP_SYS_ADMIN) or a sysctl can forbid that.  Probed once per
-    process in a throw-away child, so that every test then skips with the reason instead of
-    erroring."""
+    refuses unshare without CAP_SYS_ADMIN), a missing CAP_SETFCAP (root mapping uid 0) or a
+    sysctl can forbid that.  Probed once per process in a throw-away child, so that every
+    test then skips with the reason instead of erroring."""
     if netns.can_create():
         return None
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(rfd)
-        code = 0
+        report = b""
         try:
             netns.enter_fresh_unprivileged()
         except OSError as exc:
-            code = exc.errno or 255
-        os.write(wfd, bytes([code & 0xFF]))
+            step = os.path.basename(exc.filename) if exc.filename else "unshare"
+            report = f"{errno.errorcode.get(exc.errno, exc.errno)} {step}".encode()
+        os.write(wfd, report)
         os._exit(0)
     os.close(wfd)
     try:
-        got = os.read(rfd, 1)
+        got = os.read(rfd, 256).decode()
     finally:
         os.close(rfd)
         os.waitpid(pid, 0)
-    code = got[0] if got else 255
-    if code == 0:
+    if not got:
         return None
-    name = errno.errorcode.get(code, str(code))
-    return (f"cannot isolate a test here: without CAP_SYS_ADMIN the test child needs "
-            f"unshare(CLONE_NEWUSER|CLONE_NEWNET), which failed with {name} (a seccomp "
-            f"profile such as Docker's default refuses unshare without CAP_SYS_ADMIN)")
+    name, step = got.split(" ", 1)
+    hint = _ISOLATION_HINTS.get((step, name), "")
+    what = ("unshare(CLONE_NEWUSER|CLONE_NEWNET)" if step == "unshare"
+            else f"writing /proc/self/{step} in the new user namespace")
+    return (f"cannot isolate a test here: without CAP_SYS_ADMIN the test child enters a new "
+            f"user and network namespace, and {what} failed with {name}{hint}")
+
+
+_ISOLATION_HINTS = {
+    ("unshare", "EPERM"): " (a seccomp profile, such as Docker's default, refuses unshare "
+                          "without CAP_SYS_ADMIN)",
+    ("uid_map", "EPERM"): " (mapping uid 0 into a user namespace needs CAP_SETFCAP since "
+                          "Linux 5.12: root without it cannot)",
+}
 
 
 def run(body: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, isolate_net: bool = True,

@@ -39,14 +39,22 @@ def write(name: str, value) -> str:
     try:
         path(name).write_text(f"{value}\n")
     except OSError as exc:
-        skip_if_read_only(name, exc)
+        skip_if_unwritable(name, exc)
         raise
     return old
 
 
-def skip_if_read_only(name: str, exc: OSError) -> None:
-    """A read-only /proc/sys (Docker mounts it so unless ``systempaths=unconfined``) is the
-    environment's limit, not the kernel's: the test cannot set itself up, so it skips."""
+def skip_if_unwritable(name: str, exc: OSError) -> None:
+    """Where the environment, not the kernel under test, keeps a test from setting a sysctl
+    of its own namespace, the test cannot set itself up: it skips with the reason.
+
+    - a read-only /proc/sys: Docker mounts it so (unless ``systempaths=unconfined``);
+    - a non-root run: the test child's user namespace maps only the caller's uid, so the
+      namespace's /proc/sys/net files belong to an unmapped root."""
     if exc.errno == errno.EROFS:
         expect.skip(f"cannot set {name}: /proc/sys is mounted read-only here "
                     "(a container's default)")
+    if exc.errno == errno.EACCES and os.geteuid() != 0:
+        expect.skip(f"cannot set {name} as uid {os.geteuid()}: the test's user namespace maps "
+                    "only this uid, and its network namespace's /proc/sys/net files belong "
+                    "to root")

@@ -322,7 +322,7 @@ class Topology:
         try:
             fd = os.open(f"/proc/sys/{path}", os.O_WRONLY | os.O_CLOEXEC)
         except OSError as exc:
-            sysctl_mod.skip_if_read_only(path.replace("/", "."), exc)
+            sysctl_mod.skip_if_unwritable(path.replace("/", "."), exc)
             raise
         try:
             os.writev(fd, [f"{value}\n".encode()])
