@@ -152,7 +152,7 @@ class Engine:
             return
         from python_on_whales import docker
 
-        ids = docker.container.list(all=True, filters={"label": LABEL})
+        ids = docker.container.list(all=True, filters=[("label", LABEL)])
         if ids:
             docker.container.remove(ids, force=True, volumes=True)
 
@@ -168,12 +168,14 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - stopping must go on
                 print(f"sockspec: removing containers failed: {exc}", flush=True)
             if self.proc is not None and self.proc.poll() is None:
+                helpers = _descendants(self.proc.pid) + _managed_helpers()
                 self.proc.send_signal(signal.SIGTERM)
                 try:
                     self.proc.wait(self.stop_timeout)
                 except subprocess.TimeoutExpired:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                     self.proc.wait()
+                _wait_gone(helpers + _managed_helpers(), 10.0)   # a shim outlives dockerd briefly
             self._restore_host()
             if self.log_path:
                 os.unlink(self.log_path)
@@ -227,19 +229,71 @@ class Engine:
         self.stop()
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _managed_helpers() -> list[int]:
+    """The containerd and containerd-shim processes of a dockerd-managed containerd (their
+    command lines name its socket under the exec root); shims are re-parented away from it."""
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and b"containerd" in os.path.basename(args[0]) and any(
+                str(EXEC_ROOT).encode() in a for a in args):
+            out.append(int(cmdline.parent.name))
+    return out
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait for ``pids`` to exit; what is still there after ``timeout`` is killed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in pids if Path(f"/proc/{p}").exists()
+                 and not Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"]
+        if not alive:
+            return
+        if time.monotonic() > deadline:
+            for p in alive:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 5
+            pids = alive
+        time.sleep(0.05)
+
+
 def _split(rule: str) -> list[str]:
     """iptables-save's rule text as arguments (it quotes only comments and strings)."""
     return [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', rule)]
 
 
 def leftovers() -> dict:
-    """What a stopped engine must not leave behind (for the self-tests): a dockerd or
-    containerd process, the bridge, iptables chains named DOCKER*, ip_forward on."""
+    """What a stopped engine must not leave behind (for the self-tests): a live dockerd,
+    containerd or shim process, the bridge, iptables chains named DOCKER*, ip_forward."""
     procs = []
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
             name = comm.read_text().strip()
-        except OSError:
+            if (comm.parent / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue        # exited; its re-parenting reaper (pid 1) has not collected it yet
+        except (OSError, IndexError):
             continue
         if name in ("dockerd", "containerd") or name.startswith("containerd-shim"):
             procs.append(f"{comm.parent.name}:{name}")

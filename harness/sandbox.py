@@ -154,7 +154,6 @@ def reap(block: bool = False) -> None:
             _unreaped.remove(pid)
 
 
-@functools.lru_cache(maxsize=None)
 def _caller_caps() -> frozenset:
     """What a test child in the user-namespace path keeps: the caller's capabilities, less
     CAP_SETUID and CAP_SETGID -- its namespace maps only the caller's uid and gid, so no

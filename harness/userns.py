@@ -4,9 +4,10 @@
 
 This is the shape of Docker's ``userns-remap`` for one command: uid and gid 0..65535 in the
 namespace are 100000..165535 outside, so the command is root with every capability over
-what its user namespace owns (a new network namespace made with it, and those its test
-children make) and has none over the initial namespace (kernel checks made with
-``capable()``, e.g. rlimit and in-flight descriptor limits, see an unprivileged user).
+what its user namespace owns -- a new network namespace and a new PID namespace made with
+it (the command is its pid 1, as a container's first process is), and the namespaces its
+test children make -- and has none over the initial namespace (kernel checks made with
+``capable()`` see an unprivileged user).
 The caller needs CAP_SETUID and CAP_SETGID (to write a map of ids other than its own) and
 a seccomp profile that allows unshare.  Exits with the command's status.
 """
@@ -18,6 +19,8 @@ import os
 import sys
 
 from harness import netns
+
+CLONE_NEWPID = 0x20000000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         os.close(ready_r)
         os.close(go_w)
         try:
-            netns.unshare(netns.CLONE_NEWUSER | netns.CLONE_NEWNET)
+            netns.unshare(netns.CLONE_NEWUSER | netns.CLONE_NEWNET | CLONE_NEWPID)
             os.write(ready_w, b"u")
             if os.read(go_r, 1) != b"g":
                 os._exit(125)
@@ -44,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             os.setresgid(inside, inside, inside)
             os.setresuid(inside, inside, inside)
             netns.set_link_up("lo")
-            os.execvp(command[0], command)
+            init = os.fork()                  # pid 1 of the new PID namespace
+            if init == 0:
+                os.execvp(command[0], command)
+            _, status = os.waitpid(init, 0)
+            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
         except OSError as exc:
             print(f"harness.userns: {exc}", file=sys.stderr)
         os._exit(125)
