@@ -76,7 +76,7 @@ def _selection(settings: dict, own: dict, args) -> Selection:
 
 def _counts(doc: dict | None) -> str:
     if doc is None:
-        return "no results (the run broke: see run.log)"
+        return "no results"
     c = doc["summary"]["clauses"]
     return " ".join(f"{v} {n}" for v, n in c.items())
 
@@ -87,7 +87,10 @@ def _run_one(env: Environment, selection: Selection, out: Path) -> dict:
     error = ""
     try:
         path = env.run(selection, out / env.name)
-        if path.exists():
+        status = getattr(env, "return_code", 0)
+        if status not in (0, 1):
+            error = f"the run broke (exit status {status}): see {out / env.name / 'run.log'}"
+        elif path.exists():
             doc = json.loads(path.read_text())
     except Exception as exc:  # noqa: BLE001 - one environment's failure is its cell, not the matrix's
         error = f"{type(exc).__name__}: {exc}"
