@@ -182,6 +182,10 @@ def _sigterm(signum, frame):
 def main(args) -> int:
     settings, entries = load(Path(args.file))
     if args.only:
+        unknown = set(args.only) - {e.name for e, _ in entries}
+        if unknown:
+            raise SystemExit(f"{args.file} has no environment {', '.join(sorted(unknown))}; "
+                             f"it has {', '.join(e.name for e, _ in entries)}")
         entries = [(e, o) for e, o in entries if e.name in args.only]
     envs = [(e, _selection(settings, own, args)) for e, own in entries]
     out = Path(args.out).resolve()
