@@ -8,6 +8,7 @@
     ./sockspec export --format junit|ktap|kcidb [results.json] [-o FILE] [--origin NAME]
     ./sockspec selftest [PYTEST ARGS]
     ./sockspec bench [--suite unix7] [--iterations N]
+    ./sockspec matrix [matrix/default.toml] [--clause ID] [--only NAME] [--out DIR]
 
 ``run`` runs the conformance suites and writes ``reports/out/results.json``,
 ``reports/out/index.html`` and the three exports beside them (results.junit.xml,
@@ -158,6 +159,13 @@ def cmd_bench(args, extra) -> int:
     return bench.main(extra)
 
 
+def add_matrix_command(sub) -> None:
+    """``matrix``: the suites in several environments (host, containers, VMs), one report."""
+    from harness import matrix
+
+    matrix.add_parser(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -205,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     st.set_defaults(fn=cmd_selftest)
     b = sub.add_parser("bench", help="time isolation overhead and suite wall time", add_help=False)
     b.set_defaults(fn=cmd_bench)
+    add_matrix_command(sub)
     args, unknown = p.parse_known_args(argv)
     return args.fn(args, unknown + extra)
 

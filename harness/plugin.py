@@ -127,6 +127,9 @@ def pytest_runtest_setup(item):
         reason = requirements.unmet(index[cid])
         if reason:
             pytest.skip(f"{cid}: {reason}")
+    reason = sandbox.isolation_unavailable()
+    if reason:
+        pytest.skip(reason)
 
 
 def _faults(item):

@@ -28,6 +28,12 @@ def _unmet_requirement(req: str) -> str | None:
     if kind == "root":
         if os.geteuid() != 0:
             return "needs root (to switch uid, gid and capabilities in the test child)"
+        missing = sorted({"CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID"} - privileges.effective())
+        if missing:
+            # Without CAP_SYS_ADMIN the test child runs in a user namespace that maps
+            # uid 0 only (harness.netns.enter_fresh_unprivileged): it cannot become another uid.
+            return ("needs root with CAP_SYS_ADMIN, CAP_SETUID and CAP_SETGID (to switch "
+                    f"uid, gid and capabilities in the test child); this root lacks {', '.join(missing)}")
     elif kind == "nonroot":
         if os.geteuid() == 0:
             return "needs to run as a non-root user"

@@ -57,6 +57,7 @@ from pyroute2.nftables.expressions import genex
 from pyroute2.nftables.expressions import verdict as _nft_verdict
 
 from harness import expect, netns
+from harness import sysctl as sysctl_mod
 
 IFF_UP = 0x1
 IFLA_OPERSTATE, IF_OPER_UP = 16, 6
@@ -318,7 +319,11 @@ class Topology:
 
     @staticmethod
     def _write_sysctl(path: str, value) -> None:
-        fd = os.open(f"/proc/sys/{path}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            fd = os.open(f"/proc/sys/{path}", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            sysctl_mod.skip_if_unwritable(path.replace("/", "."), exc)
+            raise
         try:
             os.writev(fd, [f"{value}\n".encode()])
         finally:
