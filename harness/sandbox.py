@@ -11,6 +11,7 @@ directory is removed whatever happened.
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import gc
 import json
@@ -162,7 +163,38 @@ def _caller_caps() -> frozenset:
 
 
 @functools.lru_cache(maxsize=None)
+def shares_container_namespace() -> bool:
+    """Inside a container that refuses new namespaces (Docker's default seccomp profile,
+    or root without CAP_SETFCAP), the container's own network namespace is the test's:
+    the container is thrown away after the run, so nothing of the host is at stake.  Test
+    children then run one at a time (a lock), still forked, with their own working
+    directory and time limit; what needs a namespace of its own (sysctls, hosts of
+    ip(7)) skips with the reason."""
+    from harness import kernel
+
+    return kernel.environment_kind() == "container" and _probe_isolation() is not None
+
+
+def isolation() -> str:
+    """How test children are isolated here, for the environment block of results.json."""
+    if netns.can_create():
+        return "network namespace per test"
+    if shares_container_namespace():
+        return "the container's network namespace, one test at a time"
+    if _probe_isolation() is None:
+        return "user and network namespace per test"
+    return "none: " + _probe_isolation()
+
+
 def isolation_unavailable() -> str | None:
+    """Why no test child can be isolated here, or None (see ``_probe_isolation``)."""
+    if shares_container_namespace():
+        return None
+    return _probe_isolation()
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_isolation() -> str | None:
     """Why no test child can be isolated here, or None.  A process without CAP_SYS_ADMIN
     isolates its test children in a user namespace; a seccomp profile (Docker's default
     refuses unshare without CAP_SYS_ADMIN), a missing CAP_SETFCAP (root mapping uid 0) or a
@@ -209,6 +241,18 @@ _ISOLATION_HINTS = {
 def run(body: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, isolate_net: bool = True,
         faults: tuple[list[str], int] | None = None, tmp_root: str | None = None) -> Outcome:
     """Run ``body()`` in an isolated child and return what happened."""
+    if netns.can_create() or not shares_container_namespace():
+        return _run(body, timeout, isolate_net, faults, tmp_root)
+    lock = os.open(os.path.join(tempfile.gettempdir(), "sockspec-shared-netns.lock"),
+                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)       # one test child at a time in the namespace
+        return _run(body, timeout, False, faults, tmp_root)
+    finally:
+        os.close(lock)
+
+
+def _run(body, timeout, isolate_net, faults, tmp_root) -> Outcome:
     workdir = tempfile.mkdtemp(prefix="sockspec-", dir=tmp_root)
     os.chmod(workdir, 0o755)
     privileged = netns.can_create()

@@ -19,7 +19,8 @@ def _in_child_as(uid: int, fn):
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
             netns.can_create.cache_clear()
-            sandbox.isolation_unavailable.cache_clear()
+            sandbox._probe_isolation.cache_clear()
+            sandbox.shares_container_namespace.cache_clear()
             os.write(w, json.dumps(fn()).encode())
         finally:
             os._exit(0)
