@@ -246,7 +246,7 @@ def run(body: Callable[[], Any], *, timeout: float = DEFAULT_TIMEOUT, isolate_ne
     lock = os.open(os.path.join(tempfile.gettempdir(), "sockspec-shared-netns.lock"),
                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)       # one test child at a time in the namespace
+        fcntl.lockf(lock, fcntl.LOCK_EX)       # one test child at a time (a record lock: not inherited by the child)
         return _run(body, timeout, False, faults, tmp_root)
     finally:
         os.close(lock)
