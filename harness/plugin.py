@@ -41,6 +41,9 @@ def pytest_addoption(parser):
                 help="make these syscalls fail in every test child (e.g. 'bind:EACCES')")
     g.addoption("--sockspec-prove", action="store_true",
                 help="run each test with its @fault syscalls failing; every test must fail")
+    g.addoption("--sockspec-labeling", choices=("on", "off", "wrong-context"),
+                help="misconfigure the labeled-networking fixtures on purpose (harness.labeling): "
+                     "off sets none up, wrong-context labels with a context other than the sender's")
 
 
 def pytest_configure(config):
@@ -49,6 +52,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "fault(*syscalls): calls whose failure the test must notice")
     config.stash[_COLLECTED_KEY] = {}
     config.stash[_REPORTS_KEY] = {}
+    if config.getoption("--sockspec-labeling", None):
+        os.environ["SOCKSPEC_LABELING"] = config.getoption("--sockspec-labeling")
 
 
 def clause_ids(item) -> list[str]:
