@@ -30,7 +30,6 @@ IP_UNBLOCK_SOURCE, IP_BLOCK_SOURCE = 37, 38
 IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP = 39, 40
 IP_MSFILTER = 41
 IP_MULTICAST_ALL = 49
-SO_PEERSEC = 31                 # <asm-generic/socket.h>
 IPPROTO_SCTP = 132
 
 WAIT = 2.0          # seconds: the limit of every wait for an event that should come
@@ -82,11 +81,6 @@ def int_opt(value: int) -> bytes:
 def ip_cmsgs(items: list[cmsg.Cmsg], typ: int) -> list[cmsg.Cmsg]:
     """The IPPROTO_IP control messages of type ``typ``."""
     return cmsg.find(items, SOL_IP, typ)
-
-
-def peersec(sock: socket.socket, buflen: int = 4096) -> tuple[bytes, int]:
-    """getsockopt(SOL_SOCKET, SO_PEERSEC) into ``buflen`` bytes: (bytes, returned optlen)."""
-    return rawsock.getsockopt(sock.fileno(), socket.SOL_SOCKET, SO_PEERSEC, buflen)
 
 
 # ---------------------------------------------------------------------- waiting

@@ -62,6 +62,8 @@ from typing import Iterable, Iterator
 
 SELINUXFS = Path("/sys/fs/selinux")
 XATTR_SELINUX = "security.selinux"
+SO_PEERSEC = 31                   # <asm-generic/socket.h>
+SO_PASSSEC = 34
 MODES = ("on", "off", "wrong-context")
 DOI_PASS = 3917           # the CIPSO DOIs these fixtures own (any unused number would do)
 DOI_LOCAL = 3918
@@ -110,6 +112,14 @@ def own_context() -> bytes:
 def socket_context(fd: int) -> bytes:
     """The SELinux context of socket ``fd`` (its inode's security.selinux attribute)."""
     return strip_nul(os.getxattr(fd, XATTR_SELINUX))
+
+
+def peersec(sock: socket.socket, buflen: int = 4096) -> tuple[bytes, int]:
+    """getsockopt(SOL_SOCKET, SO_PEERSEC) into ``buflen`` bytes: (the bytes, the returned
+    optlen); on failure the OSError carries ``.optlen`` (ERANGE: the length needed)."""
+    from harness import rawsock
+
+    return rawsock.getsockopt(sock.fileno(), socket.SOL_SOCKET, SO_PEERSEC, buflen)
 
 
 def user_role_type(context: bytes) -> bytes:
@@ -223,6 +233,51 @@ def permitted(scontext: bytes, tcontext: bytes, tclass: str, perm: str) -> bool:
     finally:
         os.close(fd)
     return bool(int(reply[0], 16) & (1 << (bit - 1)))
+
+
+SOCKET_CLASSES = {(socket.AF_UNIX, socket.SOCK_DGRAM): "unix_dgram_socket",
+                  (socket.AF_UNIX, socket.SOCK_STREAM): "unix_stream_socket",
+                  (socket.AF_INET, socket.SOCK_DGRAM): "udp_socket",
+                  (socket.AF_INET, socket.SOCK_STREAM): "tcp_socket"}
+_LEVELS = (b"s0", b"s0:c0", b"s0:c1", b"s1", b"s1:c0", b"s15", b"s15:c0.c1023")
+
+
+def context_variants(context: bytes) -> dict[str, list[bytes]]:
+    """Valid contexts (by the loaded policy) that differ from ``context`` in one part:
+    "level" -- the same user:role:type with another MLS level (the levels of ``context``'s
+    own range first, then a few common ones); "type" -- the same user, role and MLS part
+    with another type (the types of the policy's initial SIDs)."""
+    out: dict[str, list[bytes]] = {"level": [], "type": []}
+    mls = mls_part(context)
+    if mls is not None:
+        own_levels = tuple(mls.split(b"-"))
+        for level in dict.fromkeys(own_levels + _LEVELS):
+            candidate = with_level(context, level)
+            if candidate != context and valid_context(candidate):
+                out["level"].append(candidate)
+    user, role, own_type = context.split(b":")[:3]
+    try:
+        names = sorted(os.listdir(SELINUXFS / "initial_contexts"))
+    except OSError:
+        raise FixtureError(f"cannot list {SELINUXFS}/initial_contexts: selinuxfs is not mounted") from None
+    types = dict.fromkeys(context_type(initial_context(n)) for n in names)
+    for t in types:
+        if t == own_type:
+            continue
+        candidate = b":".join((user, role, t)) + (b":" + mls if mls is not None else b"")
+        if valid_context(candidate):
+            out["type"].append(candidate)
+    return out
+
+
+def may_label_sockets(context: bytes, tclass: str, process: bytes | None = None) -> bool:
+    """Whether ``process`` (default: this process) may create and write to sockets of
+    class ``tclass`` labeled ``context`` (setsockcreate on itself, create and write on the
+    context), by the loaded policy."""
+    process = process or own_context()
+    return (permitted(process, process, "process", "setsockcreate")
+            and permitted(process, context, tclass, "create")
+            and permitted(process, context, tclass, "write"))
 
 
 # ---------------------------------------------------------------------- NetLabel

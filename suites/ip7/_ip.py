@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness import cmsg, expect, rawsock, sockaddr, topology
+from harness import expect, rawsock, sockaddr, topology
 # The IPv4 basics several suites share live in harness.inet; re-exported for ip(7)'s tests.
 from harness.inet import (DGRAM, IP_ADD_MEMBERSHIP, IP_ADD_SOURCE_MEMBERSHIP,  # noqa: F401
                           IP_BIND_ADDRESS_NO_PORT, IP_BLOCK_SOURCE, IP_DROP_MEMBERSHIP,

@@ -23,8 +23,8 @@ import socket
 import pytest
 
 from harness import cmsg, expect, labeling, topology
-from harness.inet import (DGRAM, IP_PASSSEC, IPPROTO_SCTP, SOL_IP, STREAM, inet, ip_cmsgs, peersec,
-                          recv_control, stream_pair)
+from harness.inet import IP_PASSSEC, IPPROTO_SCTP, SOL_IP, ip_cmsgs, recv_control, stream_pair
+from harness.labeling import peersec
 from suites.ip_passsec._passsec import (SCM_SECURITY, datagram_controls, expect_unlabeled_gets_nothing,
                                         one_context)
 
