@@ -19,8 +19,9 @@ NetLabel (:func:`netlabel_cipso`, :func:`netlabel_static`)
     domain and a destination address, and a static label's interface is stored by ifindex
     (``lo`` is 1 in every namespace).  So these fixtures run in the pytest process, before
     the test child forks (use them from pytest fixtures, never inside the test body): they
-    run ``netlabelctl`` (Debian's netlabel-tools) in the initial namespace (through
-    ``nsenter --net=/proc/1/ns/net`` when the run is elsewhere), hold a lock so that two
+    run ``netlabelctl`` (Debian's netlabel-tools) in the namespace the run started in,
+    which must be the initial one (a descriptor of it is held from import, so a caller in
+    another namespace gets there too; /proc/1/ns/net is not always readable), hold a lock so that two
     pytest-xdist workers never configure NetLabel at once, check that what they configured
     is what the kernel lists, and on the way out remove it and check that NetLabel is back
     to what it was before.  Mappings are made for named LSM domains (for SELinux, the type
@@ -282,16 +283,24 @@ def may_label_sockets(context: bytes, tclass: str, process: bytes | None = None)
 
 # ---------------------------------------------------------------------- NetLabel
 
-def _initial_netns() -> bool:
-    try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
-    except OSError:
-        return True
+# The network namespace the run started in, held open from import time (in the pytest
+# process, before any test child forks): NetLabel answers there when the run starts in
+# the initial namespace, as it does on a host or in the VM.
+_START_NETNS_INODE = os.stat("/proc/self/ns/net").st_ino
+_START_NETNS_FD = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def enter_start_netns() -> None:
+    """Join the network namespace the run started in (for a subprocess's preexec_fn)."""
+    from harness import netns
+
+    netns.enter(_START_NETNS_FD)
 
 
 def netlabelctl(*args: str, check: bool = True) -> str:
-    """Run ``netlabelctl ARGS`` in the initial network namespace, where NetLabel answers;
-    its standard output.  Installs netlabel-tools when missing."""
+    """Run ``netlabelctl ARGS`` in the network namespace the run started in (NetLabel
+    answers only in the initial one), from wherever the caller is; its standard output.
+    Installs netlabel-tools when missing."""
     from harness import debian
 
     if shutil.which("netlabelctl") is None:
@@ -300,12 +309,14 @@ def netlabelctl(*args: str, check: bool = True) -> str:
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             raise FixtureError(f"netlabelctl (Debian netlabel-tools) is missing and could not be installed: {exc}")
     cmd = ["netlabelctl", *args]
-    if not _initial_netns():
-        cmd = ["nsenter", "--net=/proc/1/ns/net", *cmd]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    elsewhere = os.stat("/proc/self/ns/net").st_ino != _START_NETNS_INODE
+    r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=enter_start_netns if elsewhere else None)
     if check and r.returncode != 0:
-        raise FixtureError(f"`{' '.join(cmd)}` failed (exit {r.returncode}): "
-                           f"{(r.stderr or r.stdout).strip() or 'no message'}")
+        message = (r.stderr or r.stdout).strip() or "no message"
+        if "failed to initialize the NetLabel library" in message:
+            message += (" (NetLabel's generic netlink families answer only in the initial network namespace: "
+                        "the run must start there)")
+        raise FixtureError(f"`{' '.join(cmd)}` failed (exit {r.returncode}): {message}")
     return r.stdout
 
 

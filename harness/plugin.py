@@ -232,7 +232,8 @@ def pytest_sessionfinish(session, exitstatus):
         started=started,
         exitstatus=int(exitstatus),
         options={"inject": config.getoption("--sockspec-inject"),
-                 "prove": config.getoption("--sockspec-prove")},
+                 "prove": config.getoption("--sockspec-prove"),
+                 "labeling": os.environ.get("SOCKSPEC_LABELING", "on")},
     )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(out) + ".tmp")
