@@ -20,7 +20,7 @@ NetLabel (:func:`netlabel_cipso`, :func:`netlabel_static`)
     (``lo`` is 1 in every namespace).  So these fixtures run in the pytest process, before
     the test child forks (use them from pytest fixtures, never inside the test body): they
     run ``netlabelctl`` (Debian's netlabel-tools) in the namespace the run started in,
-    which must be the initial one (a descriptor of it is held from import, so a caller in
+    which must be the initial one (reached through the pytest process, so a caller in
     another namespace gets there too; /proc/1/ns/net is not always readable), hold a lock so that two
     pytest-xdist workers never configure NetLabel at once, check that what they configured
     is what the kernel lists, and on the way out remove it and check that NetLabel is back
@@ -283,18 +283,39 @@ def may_label_sockets(context: bytes, tclass: str, process: bytes | None = None)
 
 # ---------------------------------------------------------------------- NetLabel
 
-# The network namespace the run started in, held open from import time (in the pytest
-# process, before any test child forks): NetLabel answers there when the run starts in
-# the initial namespace, as it does on a host or in the VM.
+# The network namespace the run started in: the pytest process's (this module is imported
+# there, before any test child forks).  NetLabel answers there when the run starts in the
+# initial namespace, as it does on a host or in the VM.
+_START_PID = os.getpid()
 _START_NETNS_INODE = os.stat("/proc/self/ns/net").st_ino
-_START_NETNS_FD = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
-def enter_start_netns() -> None:
-    """Join the network namespace the run started in (for a subprocess's preexec_fn)."""
+@contextlib.contextmanager
+def start_netns_fd() -> Iterator[int]:
+    """A descriptor of the namespace the run started in, reached through the process that
+    imported this module (which stays there); /proc/1/ns/net is not always readable."""
+    try:
+        fd = os.open(f"/proc/{_START_PID}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FixtureError(f"cannot reach the network namespace the run started in (/proc/{_START_PID}/ns/net: "
+                           f"{os.strerror(exc.errno)})") from None
+    try:
+        if os.fstat(fd).st_ino != _START_NETNS_INODE:
+            raise FixtureError(f"process {_START_PID} left the network namespace the run started in")
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def run_in_start_netns(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in the namespace the run started in, from wherever the caller is."""
     from harness import netns
 
-    netns.enter(_START_NETNS_FD)
+    if os.stat("/proc/self/ns/net").st_ino == _START_NETNS_INODE:
+        return subprocess.run(cmd, capture_output=True, text=True)
+    with start_netns_fd() as fd:
+        return subprocess.run(cmd, capture_output=True, text=True, pass_fds=(fd,),
+                              preexec_fn=lambda: netns.enter(fd))
 
 
 def netlabelctl(*args: str, check: bool = True) -> str:
@@ -309,8 +330,7 @@ def netlabelctl(*args: str, check: bool = True) -> str:
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             raise FixtureError(f"netlabelctl (Debian netlabel-tools) is missing and could not be installed: {exc}")
     cmd = ["netlabelctl", *args]
-    elsewhere = os.stat("/proc/self/ns/net").st_ino != _START_NETNS_INODE
-    r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=enter_start_netns if elsewhere else None)
+    r = run_in_start_netns(cmd)
     if check and r.returncode != 0:
         message = (r.stderr or r.stdout).strip() or "no message"
         if "failed to initialize the NetLabel library" in message:

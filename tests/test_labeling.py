@@ -16,7 +16,7 @@ import pytest
 
 from harness import kernel, labeling, sockaddr
 from harness.t6sendto import t6sendto
-from tests.helpers import ROOT, env, run_pytest
+from tests.helpers import ROOT, env
 
 DOMAIN = "sockspec_selftest_t"
 
@@ -61,10 +61,15 @@ def test_cipso_fixture_refuses_a_domain_someone_else_maps():
 
 @needs_netlabel
 def test_netlabelctl_reaches_netlabel_from_another_network_namespace():
-    """NetLabel answers only in the initial namespace; the fixture gets there from a test
-    child's fresh one."""
-    code = ("from harness import labeling, netns; netns.unshare(netns.CLONE_NEWNET); "
-            "print(labeling.netlabelctl('mgmt', 'version').strip())")
+    """NetLabel answers only in the initial namespace; from a forked child in a fresh one
+    (as a test child is), netlabelctl is run in the parent's namespace."""
+    code = ("import os; from harness import labeling, netns\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    netns.unshare(netns.CLONE_NEWNET)\n"
+            "    print(labeling.netlabelctl('mgmt', 'version').strip(), flush=True)\n"
+            "    os._exit(0)\n"
+            "os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().isdigit()

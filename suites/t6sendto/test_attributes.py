@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno as errno_mod
 import select
 import socket
-import subprocess
 
 import pytest
 
@@ -232,7 +231,7 @@ def test_netlabel_attributes_need_cap_net_admin():
     uid = privileges.nobody_uid()
     cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
            "netlabelctl", "cipsov4", "add", "pass", "doi:3919", "tags:1"]
-    r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=labeling.enter_start_netns)
+    r = labeling.run_in_start_netns(cmd)
     expect.observe("netlabelctl output", (r.stdout + r.stderr).strip())
     if r.returncode == 0:
         labeling.netlabelctl("cipsov4", "del", "doi:3919", check=False)
