@@ -353,8 +353,10 @@ _lock_depth = 0
 
 @contextlib.contextmanager
 def _netlabel_lock() -> Iterator[None]:
-    """One NetLabel configuration at a time, across pytest-xdist workers (a file lock;
-    nested fixtures of one process share it)."""
+    """One NetLabel configuration at a time, across pytest-xdist workers (a POSIX record
+    lock on a file: held by this process only -- a test child or the namespace producer
+    forked while it is held does not inherit it, as it would an flock; nested fixtures of
+    one process share it)."""
     global _lock_depth
     if _lock_depth:
         _lock_depth += 1
@@ -365,7 +367,7 @@ def _netlabel_lock() -> Iterator[None]:
         return
     fd = os.open(_LOCK_PATH / "sockspec-netlabel.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.lockf(fd, fcntl.LOCK_EX)
         _lock_depth = 1
         try:
             yield

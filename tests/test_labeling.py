@@ -112,3 +112,25 @@ def test_labeling_mode_is_checked(monkeypatch):
     monkeypatch.setenv("SOCKSPEC_LABELING", "sideways")
     with pytest.raises(labeling.FixtureError):
         labeling.mode()
+
+
+@needs_netlabel
+def test_lock_is_not_held_by_a_child_forked_under_it():
+    """A test child (or the namespace producer) forked while a fixture holds the NetLabel
+    lock must not keep holding it: the next fixture would wait for ever."""
+    import signal
+    import time
+
+    with labeling.netlabel_cipso("127.0.0.77", domains=[DOMAIN]):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+    try:
+        started = time.monotonic()
+        with labeling.netlabel_cipso("127.0.0.77", domains=[DOMAIN]):
+            pass
+        assert time.monotonic() - started < 10
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
