@@ -185,7 +185,8 @@ def test_attributes_that_may_not_be_specified_einval():
     addr, port = receiver.getsockname()
     to = sockaddr.in4(addr, port)
     bogus = b"sockspec_no_u:sockspec_no_r:sockspec_no_t:s0"
-    expect.errno("EINVAL", t6sendto, inet(DGRAM).fileno(), b"m", 0, to, len(to), attrs=bogus,
+    sender = inet(DGRAM)
+    expect.errno("EINVAL", t6sendto, sender.fileno(), b"m", 0, to, len(to), attrs=bogus,
                  what=f"t6sendto with attrs {bogus.decode()}")
     expect.equal("anything received", bool(select.select([receiver], [], [], 0.2)[0]), False)
 
@@ -253,7 +254,8 @@ def test_each_attribute_needs_its_own_privilege(kind):
     addr, port = receiver.getsockname()
     to = sockaddr.in4(addr, port)
     denied = expect.observe(f"a context differing only in its {kind}, not granted", _denied_context(kind, UDP))
-    expect.errno("EACCES", t6sendto, inet(DGRAM).fileno(), b"m", 0, to, len(to), attrs=denied,
+    sender = inet(DGRAM)
+    expect.errno("EACCES", t6sendto, sender.fileno(), b"m", 0, to, len(to), attrs=denied,
                  what=f"t6sendto with attrs differing only in the {kind}")
 
 
