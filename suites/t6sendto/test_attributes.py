@@ -13,6 +13,13 @@ contexts to use is read from the loaded policy (selinuxfs ``access`` and ``conte
 context this process may label sockets with other than its own, and contexts it may not.
 When the policy offers none, the test fails naming what the policy lacks; SELinux in
 permissive mode denies nothing, and the tests that need a denial fail saying so.
+
+What the privilege tests need from the VM's policy (harness/vm/policy/sockspec.cil, which
+today declares only the process class and allows every unknown class, so nothing about
+sockets is ever denied): udp_socket declared, with create denied to the test domain for
+one valid context that differs from its own only in the type and one that differs only in
+the level (an mlsconstrain on create), and a domain the test domain may dyntransition to
+that lacks udp_socket write on the test domain's sockets.
 """
 
 from __future__ import annotations
