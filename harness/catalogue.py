@@ -159,6 +159,17 @@ def _default_index() -> dict[str, Clause]:
     return clause_index(load_all())
 
 
+VM_REQUIREMENTS = ("vm", "lsm:selinux")
+
+
+def vm_clause_ids(pages: dict[str, Page] | None = None) -> list[str]:
+    """The clauses only the VM environment can check: those whose ``requires`` name the
+    VM or an SELinux LSM (the host runs without one)."""
+    pages = load_all() if pages is None else pages
+    return [c.id for p in pages.values() for c in p.clauses
+            if any(r in VM_REQUIREMENTS for r in c.requires)]
+
+
 if __name__ == "__main__":  # python -m harness.catalogue [FILE...]: validate and count
     import sys
 

@@ -41,6 +41,9 @@ def pytest_addoption(parser):
                 help="make these syscalls fail in every test child (e.g. 'bind:EACCES')")
     g.addoption("--sockspec-prove", action="store_true",
                 help="run each test with its @fault syscalls failing; every test must fail")
+    g.addoption("--sockspec-labeling", choices=("on", "off", "wrong-context"),
+                help="misconfigure the labeled-networking fixtures on purpose (harness.labeling): "
+                     "off sets none up, wrong-context labels with a context other than the sender's")
 
 
 def pytest_configure(config):
@@ -52,6 +55,8 @@ def pytest_configure(config):
     # One id per run, inherited by xdist workers: unprivileged test uids differ between
     # runs sharing a machine (privileges.nobody_uid).
     os.environ.setdefault("SOCKSPEC_RUN_ID", str(os.getpid()))
+    if config.getoption("--sockspec-labeling", None):
+        os.environ["SOCKSPEC_LABELING"] = config.getoption("--sockspec-labeling")
 
 
 def clause_ids(item) -> list[str]:
@@ -236,7 +241,8 @@ def pytest_sessionfinish(session, exitstatus):
         started=started,
         exitstatus=int(exitstatus),
         options={"inject": config.getoption("--sockspec-inject"),
-                 "prove": config.getoption("--sockspec-prove")},
+                 "prove": config.getoption("--sockspec-prove"),
+                 "labeling": os.environ.get("SOCKSPEC_LABELING", "on")},
     )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(out) + ".tmp")

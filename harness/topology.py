@@ -615,12 +615,25 @@ class Topology:
         self._netlink(name, NETLINK_XFRM).request_raw(XFRM_MSG_NEWPOLICY, body + attrs, NLM_F_CREATE | NLM_F_EXCL,
                                                       what=f"xfrm policy {direction} in {name}")
 
+    def del_sa(self, name: str, *, dst: str, spi: int) -> None:
+        """ip xfrm state delete dst DST proto esp spi SPI, in host ``name``."""
+        body = _usersa_id(dst, spi)
+        self._netlink(name, NETLINK_XFRM).request_raw(XFRM_MSG_DELSA, body,
+                                                      what=f"delete xfrm state spi {spi:#x} in {name}")
+
+    def del_policy(self, name: str, *, direction: str, src: str, dst: str, proto: int,
+                   ctx: bytes | None = None) -> None:
+        """ip xfrm policy delete src SRC/32 dst DST/32 proto PROTO dir DIRECTION [ctx CTX],
+        in host ``name`` (a labeled policy is found by its selector and its context)."""
+        body = (_selector(src, dst, proto) + struct.pack("=IB3x", 0, XFRM_POLICY_DIRS[direction]))
+        attrs = _rtattr(XFRMA_SEC_CTX, _xfrm_sec_ctx(ctx)) if ctx is not None else b""
+        self._netlink(name, NETLINK_XFRM).request_raw(XFRM_MSG_DELPOLICY, body + attrs,
+                                                      what=f"delete xfrm policy {direction} in {name}")
+
     def sa(self, name: str, *, dst: str, spi: int) -> "SaState":
         """What host ``name``'s kernel holds for the ESP SA (``dst``, ``spi``): the packets
         and bytes it has carried and its security context (None when it has none)."""
-        query = socket.inet_aton(dst) + bytes(12) + struct.pack("!I", spi) + struct.pack("=HB", socket.AF_INET,
-                                                                                         socket.IPPROTO_ESP)
-        replies = self._netlink(name, NETLINK_XFRM).request_raw(XFRM_MSG_GETSA, query.ljust(24, b"\0"),
+        replies = self._netlink(name, NETLINK_XFRM).request_raw(XFRM_MSG_GETSA, _usersa_id(dst, spi),
                                                                 what=f"xfrm state spi {spi:#x} in {name}")
         reply = replies[0]
         info = reply[_NLMSGHDR.size:_NLMSGHDR.size + _USERSA_INFO_SIZE]
@@ -673,7 +686,8 @@ def nft_verdict(name: str) -> list:
 # ---------------------------------------------------------------------- xfrm structures
 # <linux/xfrm.h> on LP64; pyroute2 has no xfrm messages.
 
-XFRM_MSG_NEWSA, XFRM_MSG_GETSA, XFRM_MSG_NEWPOLICY = 0x10, 0x12, 0x13
+XFRM_MSG_NEWSA, XFRM_MSG_DELSA, XFRM_MSG_GETSA, XFRM_MSG_NEWPOLICY = 0x10, 0x11, 0x12, 0x13
+XFRM_MSG_DELPOLICY = 0x14
 XFRMA_ALG_AUTH, XFRMA_ALG_CRYPT, XFRMA_TMPL, XFRMA_SEC_CTX = 1, 2, 5, 8
 XFRM_POLICY_DIRS = {"in": 0, "out": 1, "fwd": 2}
 XFRM_MODE_TRANSPORT = 0
@@ -703,6 +717,11 @@ def _selector(src: str, dst: str, proto: int, prefixlen: int = 32) -> bytes:
     any port, ``proto`` (0: any)."""
     return (_xaddr(dst) + _xaddr(src) + bytes(8)                        # daddr, saddr, ports and masks
             + struct.pack("=HBBB3xiI", socket.AF_INET, prefixlen, prefixlen, proto, 0, 0))
+
+
+def _usersa_id(dst: str, spi: int) -> bytes:
+    """struct xfrm_usersa_id (24 bytes): daddr, spi, family, proto ESP."""
+    return (_xaddr(dst) + struct.pack("!I", spi) + struct.pack("=HB", socket.AF_INET, socket.IPPROTO_ESP)).ljust(24, b"\0")
 
 
 def _lifetime_cfg() -> bytes:
