@@ -60,6 +60,15 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _close_inherited(keep: int) -> None:
+    """Start the body with a clean descriptor table: only stdin, stdout, stderr and the
+    result pipe.  What the pytest process holds (namespaces awaiting batch release, xdist's
+    channels, fixtures' locks) is not the test's, and would count against the limits a
+    test sets (RLIMIT_NOFILE) and shift the descriptor numbers it sees."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 20)
+
+
 def _child(body: Callable[[], Any], wfd: int, workdir: str, ns_fd: int | None,
            faults: tuple[list[str], int] | None, unprivileged_ns: bool = False,
            keep_caps: frozenset = frozenset()) -> None:
@@ -77,6 +86,7 @@ def _child(body: Callable[[], Any], wfd: int, workdir: str, ns_fd: int | None,
             # the body runs with what the caller had: nothing for a non-root user, the
             # container's set for a root without CAP_SYS_ADMIN (see _caller_caps)
             privileges.set_caps(keep_caps)
+        _close_inherited(keep=wfd)
         os.chdir(workdir)
         if faults:
             inject.fail_syscalls(*faults)
