@@ -1,3 +1,3 @@
 """sockspec's pytest entry: the plugin that ties tests to clauses and runs each in a sandbox."""
 
-pytest_plugins = ["harness.plugin"]
+pytest_plugins = ["harness.plugin", "harness.fixtures"]

@@ -131,6 +131,12 @@ def environment_details() -> dict:
         return {}
 
 
+def _isolation() -> str:
+    from harness import sandbox   # (sandbox needs this module's environment_kind)
+
+    return sandbox.isolation()
+
+
 def describe() -> dict:
     """The environment block of results.json."""
     return {
@@ -146,4 +152,5 @@ def describe() -> dict:
         "uid": os.getuid(),
         "euid": os.geteuid(),
         "python": platform.python_version(),
+        "isolation": _isolation(),
     }

@@ -49,13 +49,19 @@ def enter_fresh_unprivileged() -> None:
     # A process that changed its uids is not dumpable, which makes /proc/self/*_map root's.
     check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
     unshare(CLONE_NEWUSER | CLONE_NEWNET)
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"{uid} {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"{gid} {gid} 1")
+    _write_proc("/proc/self/setgroups", "deny")
+    _write_proc("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write_proc("/proc/self/gid_map", f"{gid} {gid} 1")
     set_link_up("lo")
+
+
+def _write_proc(path: str, text: str) -> None:
+    """Write a /proc file; an error names the file (the kernel refuses at write time)."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as exc:
+        raise OSError(exc.errno, f"writing {path}: {exc.strerror}", path) from None
 
 
 @functools.lru_cache(maxsize=None)

@@ -41,6 +41,9 @@ def pytest_addoption(parser):
                 help="make these syscalls fail in every test child (e.g. 'bind:EACCES')")
     g.addoption("--sockspec-prove", action="store_true",
                 help="run each test with its @fault syscalls failing; every test must fail")
+    g.addoption("--sockspec-labeling", choices=("on", "off", "wrong-context"),
+                help="misconfigure the labeled-networking fixtures on purpose (harness.labeling): "
+                     "off sets none up, wrong-context labels with a context other than the sender's")
 
 
 def pytest_configure(config):
@@ -49,6 +52,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "fault(*syscalls): calls whose failure the test must notice")
     config.stash[_COLLECTED_KEY] = {}
     config.stash[_REPORTS_KEY] = {}
+    # One id per run, inherited by xdist workers: unprivileged test uids differ between
+    # runs sharing a machine (privileges.nobody_uid).
+    os.environ.setdefault("SOCKSPEC_RUN_ID", str(os.getpid()))
+    if config.getoption("--sockspec-labeling", None):
+        os.environ["SOCKSPEC_LABELING"] = config.getoption("--sockspec-labeling")
 
 
 def clause_ids(item) -> list[str]:
@@ -124,6 +132,9 @@ def pytest_runtest_setup(item):
         reason = requirements.unmet(index[cid])
         if reason:
             pytest.skip(f"{cid}: {reason}")
+    reason = sandbox.isolation_unavailable()
+    if reason:
+        pytest.skip(reason)
 
 
 def _faults(item):
@@ -170,6 +181,9 @@ def pytest_runtest_logreport(report):
     props = dict(report.user_properties)
     entry = store.setdefault(report.nodeid, {"nodeid": report.nodeid, "clauses": props.get("clauses", []),
                                              "outcome": "passed", "message": "", "duration": 0.0})
+    if "location" not in entry and report.location:
+        path, lineno = report.location[0], report.location[1]  # lineno counts from 0
+        entry["location"] = f"{path}:{lineno + 1}" if lineno is not None else path
     if props.get("clauses"):
         entry["clauses"] = props["clauses"]
     entry["duration"] += report.duration
@@ -227,7 +241,8 @@ def pytest_sessionfinish(session, exitstatus):
         started=started,
         exitstatus=int(exitstatus),
         options={"inject": config.getoption("--sockspec-inject"),
-                 "prove": config.getoption("--sockspec-prove")},
+                 "prove": config.getoption("--sockspec-prove"),
+                 "labeling": os.environ.get("SOCKSPEC_LABELING", "on")},
     )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(out) + ".tmp")

@@ -28,9 +28,14 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 
-# An unprivileged identity for tests that must not be root.  Distinct per xdist worker so
-# that per-user kernel accounting (e.g. unix in-flight descriptors) never mixes tests.
-NOBODY_BASE = 61000
+# An unprivileged identity for tests that must not be root.  Distinct per xdist worker and
+# per run (SOCKSPEC_RUN_ID, set by the plugin) so that per-user kernel accounting (e.g. unix
+# in-flight descriptors) never mixes tests, even when two runs share a machine.  Tests
+# offset it by up to 3100 for further identities; everything stays below 65534, inside
+# the 65536 ids a user-namespaced container maps.
+NOBODY_BASE = 20000
+RUN_SLOTS = 2000
+RUN_STRIDE = 16        # xdist workers per run
 
 
 class _Header(ctypes.Structure):
@@ -98,7 +103,8 @@ def drop_all_caps() -> None:
 def nobody_uid() -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     digits = "".join(ch for ch in worker if ch.isdigit()) or "0"
-    return NOBODY_BASE + int(digits)
+    run = int(os.environ.get("SOCKSPEC_RUN_ID", "0")) % RUN_SLOTS
+    return NOBODY_BASE + run * RUN_STRIDE + int(digits) % RUN_STRIDE
 
 
 def become(uid, gid=None, keep=()) -> None:

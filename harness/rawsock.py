@@ -106,8 +106,13 @@ def recvfrom(fd: int, nbytes: int = 4096, bufsize: int = SOCKADDR_UN, fill: byte
 def sendto(fd: int, data: bytes, addr, addrlen: int | None = None, flags: int = 0,
            nbytes: int | None = None) -> int:
     """sendto(2); ``addr=None`` sends to no address (like send), ``data=FAULT`` with
-    ``nbytes`` hands the kernel an invalid data buffer."""
+    ``nbytes`` hands the kernel an invalid data buffer.  With real ``data``, ``nbytes``
+    (at most ``len(data)``) is the length passed, so the kernel sends that prefix."""
     dptr, dn = _in(data, nbytes)
+    if nbytes is not None and data is not FAULT:
+        if not 0 <= nbytes <= len(data):
+            raise ValueError(f"nbytes {nbytes} outside the {len(data)}-byte buffer")
+        dn = nbytes
     aptr, an = _in(addr, addrlen)
     return _check(
         libc.sendto(fd, dptr, ctypes.c_size_t(dn), flags, aptr, socklen_t(an if addrlen is None else addrlen)),

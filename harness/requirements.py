@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from harness import kernel, privileges
+from harness import kernel, privileges, sandbox
 from harness.catalogue import Clause
 
 
@@ -28,6 +28,16 @@ def _unmet_requirement(req: str) -> str | None:
     if kind == "root":
         if os.geteuid() != 0:
             return "needs root (to switch uid, gid and capabilities in the test child)"
+        needed = {"CAP_SETUID", "CAP_SETGID"}
+        if not sandbox.shares_container_namespace():
+            # Without CAP_SYS_ADMIN the test child runs in a user namespace that maps
+            # uid 0 only (harness.netns.enter_fresh_unprivileged): it cannot become another
+            # uid.  (In a container's shared namespace it stays in the container's.)
+            needed.add("CAP_SYS_ADMIN")
+        missing = sorted(needed - privileges.effective())
+        if missing:
+            return ("needs root with CAP_SYS_ADMIN, CAP_SETUID and CAP_SETGID (to switch "
+                    f"uid, gid and capabilities in the test child); this root lacks {', '.join(missing)}")
     elif kind == "nonroot":
         if os.geteuid() == 0:
             return "needs to run as a non-root user"

@@ -6,7 +6,10 @@ Shape (``format`` = "sockspec-results/1")::
     summary:     {clauses: {pass, fail, skip, uncovered, untestable}, tests: {passed, ...}}
     pages:       [{page, title, suite, clauses: N}]
     clauses:     [{id, page, section, quote, since, requires, verdict, message, tests, linux}]
-    tests:       [{nodeid, clauses, outcome, message, expected, observed, values, duration}]
+    tests:       [{nodeid, location, clauses, outcome, message, expected, observed, values, duration}]
+
+A test's ``location`` is where its definition starts (its first decorator), ``path:line``
+relative to the checkout (pytest's item location).
 
 A clause's verdict comes from its tests: ``fail`` if any failed, else ``pass`` if any
 passed, else ``skip`` (with the skip reasons).  A failed test whose deviation names one

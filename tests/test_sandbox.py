@@ -136,6 +136,20 @@ def _fds() -> tuple[set[str], int]:
     return other, ns
 
 
+def test_the_body_inherits_no_descriptors_of_the_pytest_process():
+    """What the parent holds (here 80 open files, like namespaces awaiting batch release)
+    must not reach the body: it would count against an RLIMIT_NOFILE the test lowers."""
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(80)]
+    try:
+        out = sandbox.run(lambda: expect.observe("fds", sorted(map(int, os.listdir("/proc/self/fd")))))
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert out.status == "passed", out.message
+    fds = out.values["fds"]
+    assert fds[:3] == [0, 1, 2] and len(fds) <= 5, fds   # + the result pipe, + listdir's own
+
+
 def test_no_descriptor_leaks_in_the_parent():
     sandbox.run(lambda: None)
     sandbox.reap(block=True)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,11 +91,46 @@ class HostEnvironment(Environment):
 
     def run(self, selection: Selection, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "harness.cli", "run", "--out", str(out_dir),
-               *selection.cli_args()]
+        (out_dir / "results.json").unlink(missing_ok=True)
         user = self.details.get("user")
+        env = {**os.environ, **self.env_vars()}
+        python = sys.executable
+        if user:
+            python, extra_env = interpreter_for_others()
+            env.update(extra_env)
+        cmd = [python, "-m", "harness.cli", "run", "--out", str(out_dir), *selection.cli_args()]
         if user:
             cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-        env = {**os.environ, **self.env_vars()}
-        subprocess.run(cmd, cwd=ROOT, env=env, check=False)
+            os.chown(out_dir, int(user), int(user))
+        try:
+            with (out_dir / "run.log").open("wb") as log:
+                self.return_code = subprocess.run(cmd, cwd=ROOT, env=env, check=False,
+                                                  stdout=log, stderr=subprocess.STDOUT).returncode
+        finally:
+            if user:
+                subprocess.run(["chown", "-R", f"{os.getuid()}:{os.getgid()}", str(out_dir)], check=False)
         return out_dir / "results.json"
+
+
+def _reachable_by_others(path: str) -> bool:
+    """Whether any uid may execute ``path`` (every directory above it searchable by others)."""
+    p = Path(os.path.realpath(path))
+    for d in p.parents:
+        if not os.stat(d).st_mode & stat.S_IXOTH:
+            return False
+    return bool(os.stat(p).st_mode & stat.S_IXOTH)
+
+
+def interpreter_for_others() -> tuple[str, dict]:
+    """A python another uid can run this checkout with: the .venv's own interpreter when
+    others can reach it, else the system's python3.X of the same minor version with the
+    .venv's site-packages on PYTHONPATH (a .venv made from a python under /root, such as
+    pyenv's, is unreachable for other users; the container images do the same)."""
+    if _reachable_by_others(sys.executable):
+        return sys.executable, {}
+    system = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
+    if not os.path.exists(system):
+        raise RuntimeError(f"{sys.executable} is not reachable by other users and {system} is missing")
+    paths = sysconfig.get_paths()
+    return system, {"PYTHONPATH": os.pathsep.join([str(ROOT), *sorted({paths["purelib"], paths["platlib"]})]),
+                    "PYTHONDONTWRITEBYTECODE": "1"}

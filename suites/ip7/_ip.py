@@ -1,5 +1,8 @@
 """What the ip(7) tests share: <linux/in.h> constants, socket kinds, option arguments as
 exact bytes, the structures the kernel returns, packets built and captured, and waiting.
+The IPv4 basics other suites use too (option numbers, sockets and connected pairs over
+loopback, waiting for a datagram with its control messages) live in :mod:`harness.inet`
+and are re-exported here.
 
 The option arguments (ip_mreqn, ip_mreq, ip_mreq_source, ip_msfilter, in_pktinfo) are
 packed here as exact bytes; the control-message payloads the kernel returns
@@ -19,23 +22,20 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness import cmsg, expect, rawsock, sockaddr, topology
+from harness import expect, rawsock, sockaddr, topology
+# The IPv4 basics several suites share live in harness.inet; re-exported for ip(7)'s tests.
+from harness.inet import (DGRAM, IP_ADD_MEMBERSHIP, IP_ADD_SOURCE_MEMBERSHIP,  # noqa: F401
+                          IP_BIND_ADDRESS_NO_PORT, IP_BLOCK_SOURCE, IP_DROP_MEMBERSHIP,
+                          IP_DROP_SOURCE_MEMBERSHIP, IP_FREEBIND, IP_HDRINCL, IP_MSFILTER,
+                          IP_MTU, IP_MTU_DISCOVER, IP_MULTICAST_ALL, IP_MULTICAST_IF,
+                          IP_MULTICAST_LOOP, IP_MULTICAST_TTL, IP_NODEFRAG, IP_OPTIONS,
+                          IP_ORIGDSTADDR, IP_PASSSEC, IP_PKTINFO, IP_RECVERR, IP_RECVOPTS,
+                          IP_RECVORIGDSTADDR, IP_RECVTOS, IP_RECVTTL, IP_RETOPTS,
+                          IP_ROUTER_ALERT, IP_TOS, IP_TRANSPARENT, IP_TTL, IP_UNBLOCK_SOURCE,
+                          LOOPBACK, SOL_IP, STREAM, WAIT, inet, int_opt, ip_cmsgs, listener,
+                          pending, recv_control, recv_within, stream_pair, udp_receiver,
+                          wait_readable)
 
-# <linux/in.h>; most are missing from Python's socket module.
-SOL_IP = socket.IPPROTO_IP
-IP_TOS, IP_TTL, IP_HDRINCL, IP_OPTIONS, IP_ROUTER_ALERT = 1, 2, 3, 4, 5
-IP_RECVOPTS, IP_RETOPTS, IP_PKTINFO = 6, 7, 8
-IP_MTU_DISCOVER, IP_RECVERR, IP_RECVTTL, IP_RECVTOS, IP_MTU = 10, 11, 12, 13, 14
-IP_FREEBIND, IP_PASSSEC, IP_TRANSPARENT = 15, 18, 19
-IP_ORIGDSTADDR = IP_RECVORIGDSTADDR = 20
-IP_NODEFRAG = 22
-IP_BIND_ADDRESS_NO_PORT = 24
-IP_MULTICAST_IF, IP_MULTICAST_TTL, IP_MULTICAST_LOOP = 32, 33, 34
-IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP = 35, 36
-IP_UNBLOCK_SOURCE, IP_BLOCK_SOURCE = 37, 38
-IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP = 39, 40
-IP_MSFILTER = 41
-IP_MULTICAST_ALL = 49
 IP_PMTUDISC_DONT, IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE = 0, 1, 2, 3
 MCAST_EXCLUDE, MCAST_INCLUDE = 0, 1
 SO_EE_ORIGIN_NONE, SO_EE_ORIGIN_LOCAL, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 = 0, 1, 2, 3
@@ -47,54 +47,16 @@ PACKET_OUTGOING = 4
 IP_DF, IP_MF = 0x4000, 0x2000
 UDP_HEADER = 8
 IP_HEADER = 20                  # an IPv4 header without options
-WAIT = 2.0          # seconds: the limit of every wait for an event that should come
 
 # ---------------------------------------------------------------------- socket kinds
 
-STREAM = socket.SOCK_STREAM
-DGRAM = socket.SOCK_DGRAM
 KINDS = {"tcp": STREAM, "udp": DGRAM}
-LOOPBACK = "127.0.0.1"
 
 
 def over(*names: str):
     """Parametrize a test's ``kind`` over IP socket kinds by name ("tcp", "udp")."""
     names = names or tuple(KINDS)
     return pytest.mark.parametrize("kind", [KINDS[n] for n in names], ids=list(names))
-
-
-def inet(kind: int, proto: int = 0) -> socket.socket:
-    return socket.socket(socket.AF_INET, kind, proto)
-
-
-def listener(addr: str = LOOPBACK, port: int = 0) -> socket.socket:
-    s = inet(STREAM)
-    s.bind((addr, port))
-    s.listen(8)
-    return s
-
-
-def udp_receiver(addr: str = LOOPBACK, port: int = 0) -> socket.socket:
-    s = inet(DGRAM)
-    s.bind((addr, port))
-    return s
-
-
-def stream_pair(addr: str = LOOPBACK, proto: int = 0, *, timeout: float | None = None
-                ) -> tuple[socket.socket, socket.socket]:
-    """A stream connection (TCP, or ``proto``) to a listener on ``addr``, the connecting
-    end bound to ``addr`` too unless it is 127.0.0.1: (the connecting socket, the
-    accepted one).  ``timeout`` limits the connect (and stays set on that socket)."""
-    server = socket.socket(socket.AF_INET, STREAM, proto)
-    server.bind((addr, 0))
-    server.listen(8)
-    client = socket.socket(socket.AF_INET, STREAM, proto)
-    if addr != LOOPBACK:
-        client.bind((addr, 0))
-    client.settimeout(timeout)
-    client.connect(server.getsockname())
-    conn, _ = server.accept()
-    return client, conn
 
 
 def second_interface(*, default_route: bool = False) -> topology.Topology:
@@ -147,10 +109,6 @@ def in_pktinfo(ifindex: int = 0, spec_dst: str = "0.0.0.0", addr: str = "0.0.0.0
     return struct.pack("=i", ifindex) + _addr(spec_dst) + _addr(addr)
 
 
-def int_opt(value: int) -> bytes:
-    return struct.pack("=i", value)
-
-
 def getsockopt_in(sock: socket.socket, level: int, option: int, inbuf: bytes, buflen: int) -> bytes:
     """getsockopt(2) on a buffer that carries input (IP_MSFILTER reads the group and
     interface from it, the iptables IPT_SO_GET_INFO the table name)."""
@@ -199,11 +157,6 @@ _EE = struct.Struct("=IBBBBII")
 def parse_extended_err(data: bytes) -> ExtendedErr:
     fields = _EE.unpack_from(data)
     return ExtendedErr(*fields, offender=bytes(data[_EE.size:_EE.size + sockaddr.SOCKADDR_IN]))
-
-
-def ip_cmsgs(items: list[cmsg.Cmsg], typ: int) -> list[cmsg.Cmsg]:
-    """The IPPROTO_IP control messages of type ``typ``."""
-    return cmsg.find(items, SOL_IP, typ)
 
 
 def igmp_groups() -> dict[str, set[str]]:
@@ -272,28 +225,6 @@ class IPv4:
 
 # ---------------------------------------------------------------------- waiting
 
-def wait_readable(sock: socket.socket, what: str, timeout: float = WAIT) -> None:
-    """Wait until ``sock`` is readable; a deviation if nothing comes within ``timeout``."""
-    ready, _, _ = select.select([sock], [], [], timeout)
-    if not ready:
-        raise expect.Deviation(what, "something to receive", f"nothing within {timeout:g} s")
-
-
-def recv_within(sock: socket.socket, what: str, bufsize: int = 65536, timeout: float = WAIT):
-    """recvfrom after waiting for readability: (data, address)."""
-    wait_readable(sock, what, timeout)
-    return sock.recvfrom(bufsize, socket.MSG_DONTWAIT)
-
-
-def recv_control(sock: socket.socket, what: str = "datagram received", bufsize: int = 4096,
-                 controllen: int = 512) -> tuple[bytes, list[cmsg.Cmsg]]:
-    """One datagram (or stream read) by recvmsg(2) once it has arrived: its data and the
-    decoded control messages."""
-    wait_readable(sock, what)
-    got = rawsock.recvmsg(sock.fileno(), bufsize, controllen, socket.MSG_DONTWAIT)
-    return got.data, cmsg.decode(got.control)
-
-
 def wait_error(sock: socket.socket, what: str, timeout: float = WAIT) -> None:
     """Wait for POLLERR (a pending error or an error-queue entry)."""
     poller = select.poll()
@@ -301,11 +232,6 @@ def wait_error(sock: socket.socket, what: str, timeout: float = WAIT) -> None:
     if not poller.poll(int(timeout * 1000)):
         raise expect.Deviation(what, "an error reported on the socket (POLLERR)",
                                f"none within {timeout:g} s")
-
-
-def pending(sock: socket.socket) -> bool:
-    """Whether something is queued to read right now."""
-    return bool(select.select([sock], [], [], 0)[0])
 
 
 class Capture:

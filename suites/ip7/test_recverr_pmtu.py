@@ -18,7 +18,7 @@ from suites.ip7._ip import (
     ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PORT_UNREACH, IP_HEADER, IP_MTU, IP_MTU_DISCOVER,
     IP_PMTUDISC_DO, IP_PMTUDISC_DONT, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT, IP_RECVERR, IP_RECVTOS,
     IP_RECVTTL, IP_TOS, IP_TTL, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_LOCAL, SOL_IP, UDP_HEADER, Capture,
-    parse_extended_err, pending, recv_within, udp_header, udp_to, wait_error)
+    inet, parse_extended_err, pending, recv_within, udp_header, udp_to, wait_error)
 
 PORT, CLOSED = 4321, 9
 ROUTER_MTU = 1280
@@ -255,7 +255,7 @@ def test_recverr_is_an_int_flag_off_by_default(kind, proto):
 
     A new socket reads 0 (an int, optlen 4); after setting 1 it reads 1, after 0 again
     0."""
-    sock = socket.socket(socket.AF_INET, kind, proto)
+    sock = inet(kind, proto)
     values = []
     for setting in (None, 1, 0):
         if setting is not None:
@@ -636,7 +636,7 @@ def test_probe_mode_on_dgram_and_raw(kind, proto):
     sockets by setting a value of IP_PMTUDISC_PROBE (available since Linux 2.6.22)."
 
     Both socket types accept IP_PMTUDISC_PROBE and read it back."""
-    sock = socket.socket(socket.AF_INET, kind, proto)
+    sock = inet(kind, proto)
     sock.setsockopt(SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
     expect.equal("IP_MTU_DISCOVER", sock.getsockopt(SOL_IP, IP_MTU_DISCOVER), IP_PMTUDISC_PROBE)
 

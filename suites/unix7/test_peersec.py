@@ -12,29 +12,12 @@ import socket
 import pytest
 
 from harness import cmsg, expect, rawsock
+from harness.labeling import own_context, peersec, strip_nul
 from suites.unix7.kinds import DGRAM, STREAM, pair
 
 SOL_SOCKET = socket.SOL_SOCKET
-SO_PEERSEC = socket.SO_PEERSEC
 SO_PASSSEC = socket.SO_PASSSEC
 NAME_MAX = 255
-
-
-def _peersec(sock: socket.socket, buflen: int) -> tuple[bytes, int]:
-    """getsockopt(SOL_SOCKET, SO_PEERSEC) into ``buflen`` bytes: (bytes, returned optlen)."""
-    return rawsock.getsockopt(sock.fileno(), SOL_SOCKET, SO_PEERSEC, buflen)
-
-
-def _without_nul(context: bytes) -> bytes:
-    """The context with its optional terminating null byte removed."""
-    return context[:-1] if context.endswith(b"\0") else context
-
-
-def _own_context() -> bytes:
-    """The security context of this process (/proc/self/attr/current), without a trailing
-    null byte or newline."""
-    with open("/proc/self/attr/current", "rb") as f:
-        return f.read().rstrip(b"\0\n")
 
 
 PAIRS = [  # (kind, how the two sockets are connected, the clauses the case checks)
@@ -63,12 +46,12 @@ def test_peersec_returns_peer_context(kind, how):
     a, b = pair(kind, how)
     contexts = []
     for end, sock in (("connecting", a), ("accepted", b)):
-        raw, optlen = expect.succeeds(_peersec, sock, NAME_MAX, what=f"getsockopt(SO_PEERSEC) on the {end} end")
+        raw, optlen = expect.succeeds(peersec, sock, NAME_MAX, what=f"getsockopt(SO_PEERSEC) on the {end} end")
         expect.observe(f"context of the {end} end's peer", raw)
         expect.true(f"{end} end: optlen fits the buffer", 0 < optlen <= NAME_MAX, f"1..{NAME_MAX}", optlen)
         expect.equal(f"{end} end: bytes copied", len(raw), optlen)
-        expect.true(f"{end} end: context is not empty", bool(_without_nul(raw)), "a context", raw)
-        contexts.append(_without_nul(raw))
+        expect.true(f"{end} end: context is not empty", bool(strip_nul(raw)), "a context", raw)
+        contexts.append(strip_nul(raw))
     expect.equal("the two ends' peer contexts", contexts[0], contexts[1])
 
 
@@ -83,8 +66,8 @@ def test_peersec_default_is_creator_context():
     this process's own (/proc/self/attr/current).
     """
     a, b = pair(STREAM, "pathname")
-    raw, _ = _peersec(b, NAME_MAX)
-    expect.equal("peer context (without a terminating null)", _without_nul(raw), _own_context())
+    raw, _ = peersec(b, NAME_MAX)
+    expect.equal("peer context (without a terminating null)", strip_nul(raw), own_context())
 
 
 @pytest.mark.clause("unix.7/socket-options/so-peersec-erange", "unix.7/socket-options/so-peersec-retry")
@@ -99,10 +82,10 @@ def test_peersec_short_buffer_erange_then_retry(kind, how):
     receives; a retry with that length succeeds with the same bytes.
     """
     a, _ = pair(kind, how)
-    full, full_len = expect.succeeds(_peersec, a, NAME_MAX, what="getsockopt(SO_PEERSEC) into NAME_MAX bytes")
-    exc = expect.errno("ERANGE", _peersec, a, 1, what="getsockopt(SO_PEERSEC) into 1 byte")
+    full, full_len = expect.succeeds(peersec, a, NAME_MAX, what="getsockopt(SO_PEERSEC) into NAME_MAX bytes")
+    exc = expect.errno("ERANGE", peersec, a, 1, what="getsockopt(SO_PEERSEC) into 1 byte")
     expect.equal("required length returned in optlen", exc.optlen, full_len)
-    raw, optlen = expect.succeeds(_peersec, a, exc.optlen, what="retry with the returned length")
+    raw, optlen = expect.succeeds(peersec, a, exc.optlen, what="retry with the returned length")
     expect.equal("retry: optlen", optlen, full_len)
     expect.equal("retry: context", raw, full)
 
@@ -119,9 +102,9 @@ def test_peersec_string_form(kind, how):
     last, or a control character, is a deviation.  The encoding is not checked.
     """
     a, _ = pair(kind, how)
-    raw, optlen = expect.succeeds(_peersec, a, NAME_MAX, what="getsockopt(SO_PEERSEC) into NAME_MAX bytes")
+    raw, optlen = expect.succeeds(peersec, a, NAME_MAX, what="getsockopt(SO_PEERSEC) into NAME_MAX bytes")
     expect.observe("terminating null included", raw.endswith(b"\0"))
-    body = _without_nul(raw)
+    body = strip_nul(raw)
     expect.equal("non-terminating null bytes", body.count(b"\0"), 0)
     controls = [c for c in body if c < 0x20 or c == 0x7F]
     expect.equal("control characters in the context", controls, [])
@@ -153,4 +136,4 @@ def test_passsec_delivers_scm_security(kind):
     labels = [c.data for c in cmsg.find(cmsg.decode(got.control), SOL_SOCKET, cmsg.SCM_SECURITY)]
     expect.observe("SCM_SECURITY data", labels)
     expect.equal("SCM_SECURITY messages", len(labels), 1)
-    expect.equal("SCM_SECURITY label (without a terminating null)", _without_nul(labels[0]), _own_context())
+    expect.equal("SCM_SECURITY label (without a terminating null)", strip_nul(labels[0]), own_context())

@@ -15,17 +15,12 @@ import socket
 import pytest
 
 from harness import cmsg, expect, kernel, rawsock
+from harness.labeling import own_context
 from suites.unix7.kinds import STREAM, over, pair
 
 SO_PASSSEC = getattr(socket, "SO_PASSSEC", 34)
 NAME_MAX = 255
 A = "unix.7/ancillary/"
-
-
-def _own_context() -> bytes:
-    """The calling process's SELinux context, without the trailing null or newline."""
-    with open("/proc/self/attr/current", "rb") as f:
-        return f.read().rstrip(b"\0\n")
 
 
 def _pair(kind: int, passsec: bool):
@@ -63,7 +58,7 @@ def test_scm_security_is_senders_context_null_terminated(kind):
     data = _one_context(items)
     expect.equal("last byte of the SCM_SECURITY data", data[-1:], b"\0")
     expect.equal("null bytes in the SCM_SECURITY data", data.count(b"\0"), 1)
-    expect.equal("security context received", data[:-1], _own_context())
+    expect.equal("security context received", data[:-1], own_context())
 
 
 @pytest.mark.clause(A + "scm-security-name-max")
@@ -100,4 +95,4 @@ def test_scm_security_needs_so_passsec(kind):
     sender.send(b"x")
     _, items = _receive(receiver, cmsg.cmsg_space(4096))
     expect.equal("security context received with SO_PASSSEC", _one_context(items).rstrip(b"\0"),
-                 _own_context())
+                 own_context())
