@@ -280,4 +280,9 @@ def main(args, extra: list[str]) -> int:
           f"{sum(c.values())} clauses: " + ", ".join(f"{n} {v}" for v, n in c.items()))
     print("sockspec: VM timings: " + ", ".join(f"{k} {v}" for k, v in env.timings.items()))
     print(f"sockspec: VM report {out / 'index.html'}, results {path}")
+    host = Path(args.out) / "results.json"
+    if not standalone and host.exists():      # run --vm: the host's and the VM's columns side by side
+        both = Path(args.out) / "host-and-vm.html"
+        both.write_text(html.render_matrix([json.loads(host.read_text()), doc]))
+        print(f"sockspec: host and VM side by side: {both}")
     return 0
