@@ -31,13 +31,15 @@ from pathlib import Path
 from harness import catalogue
 from harness.environments import Environment, HostEnvironment, Selection
 from harness.environments.container import ContainerEnvironment
+from harness.environments.vm import VMEnvironment
 
 ROOT = catalogue.ROOT
 DEFAULT_FILE = ROOT / "matrix" / "default.toml"
 DEFAULT_OUT = ROOT / "reports" / "matrix"
 
 # kind -> class: a new kind (the VM environment) is one more entry.
-KINDS: dict[str, type[Environment]] = {"host": HostEnvironment, "container": ContainerEnvironment}
+KINDS: dict[str, type[Environment]] = {"host": HostEnvironment, "container": ContainerEnvironment,
+                                       "vm": VMEnvironment}
 
 _SELECTION_KEYS = ("pages", "clauses", "jobs", "timeout", "pytest_args")
 
