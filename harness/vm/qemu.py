@@ -100,7 +100,7 @@ def command(kernel: GuestKernel, initrd: Path, accel: str, cmdline: str, console
     run about 15% slower (cross-CPU TLB and translation-cache upkeep)."""
     microvm = kernel.machine == "microvm"
     cmd = [QEMU, "-M", "microvm" if microvm else "pc", "-accel", accel,
-           "-cpu", os.environ.get("SOCKSPEC_VM_CPU", "max"), "-m", str(memory_mb), "-smp", str(cpus),
+           "-cpu", "max", "-m", str(memory_mb), "-smp", str(cpus),
            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
            "-chardev", f"file,id=con,path={console}", "-serial", "chardev:con",
            "-kernel", str(kernel.image), "-initrd", str(initrd), "-append", cmdline]
