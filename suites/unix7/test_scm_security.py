@@ -56,9 +56,10 @@ def test_scm_security_is_senders_context_null_terminated(kind):
     sender.send(b"x")
     _, items = _receive(receiver, cmsg.cmsg_space(4096))
     data = _one_context(items)
-    expect.equal("last byte of the SCM_SECURITY data", data[-1:], b"\0")
-    expect.equal("null bytes in the SCM_SECURITY data", data.count(b"\0"), 1)
-    expect.equal("security context received", data[:-1], own_context())
+    expect.equal("last byte of the SCM_SECURITY data", data[-1:], b"\0", clause=A + "scm-security-null-terminated")
+    expect.equal("null bytes in the SCM_SECURITY data", data.count(b"\0"), 1,
+                 clause=A + "scm-security-null-terminated")
+    expect.equal("security context received", data[:-1], own_context(), clause=A + "scm-security-receive")
 
 
 @pytest.mark.clause(A + "scm-security-name-max")
