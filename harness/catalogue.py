@@ -162,6 +162,12 @@ def _default_index() -> dict[str, Clause]:
 VM_REQUIREMENTS = ("vm", "lsm:selinux")
 
 
+def selected(cid: str, wanted: list[str]) -> bool:
+    """Whether clause ``cid`` is one of ``wanted`` (ids, or id prefixes ending at a "/"
+    boundary: "unix.7/autobind" selects "unix.7/autobind/name-format")."""
+    return any(cid == w or cid.startswith(w.rstrip("/") + "/") for w in wanted)
+
+
 def vm_clause_ids(pages: dict[str, Page] | None = None) -> list[str]:
     """The clauses only the VM environment can check: those whose ``requires`` name the
     VM or an SELinux LSM (the host runs without one)."""

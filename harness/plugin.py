@@ -99,8 +99,7 @@ def pytest_collection_modifyitems(session, config, items):
         keep, drop = [], []
         for item in items:
             ids = clause_ids(item)
-            (keep if any(c == w or c.startswith(w.rstrip("/") + "/") for c in ids for w in wanted)
-             else drop).append(item)
+            (keep if any(catalogue.selected(c, wanted) for c in ids) else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep

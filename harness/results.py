@@ -15,7 +15,8 @@ A clause's verdict comes from its tests: ``fail`` if any failed, else ``pass`` i
 passed, else ``skip`` (with the skip reasons).  A failed test whose deviation names one
 clause (``deviation_clause``) fails that clause only; for its other clauses it decides
 nothing, since the test stopped before checking them.  With no test at all a clause is
-``untestable`` when the catalogue says why, otherwise ``uncovered``.
+``untestable`` when the catalogue says why, otherwise ``uncovered``.  A run narrowed to
+some clauses (``--sockspec-clause``) lists only those, and any other its tests named.
 """
 
 from __future__ import annotations
@@ -71,10 +72,10 @@ def build(*, tests: list[dict], collected: dict[str, list[str]], roots: list[Pat
     for page in pages.values():
         if not _page_selected(page, roots) and not any(c.id in named for c in page.clauses):
             continue
-        page_rows.append({"page": page.name, "title": page.title, "suite": page.suite,
-                          "clauses": len(page.clauses)})
         for c in page.clauses:
             ctests = by_clause.get(c.id, [])
+            if selection and not ctests and not catalogue.selected(c.id, selection):
+                continue        # not asked for: no cell (a matrix column shows it as not run)
             verdict, message = clause_verdict(c, ctests, c.id in named)
             clauses.append({
                 "id": c.id, "page": c.page, "section": c.section, "quote": c.quote,
@@ -82,6 +83,9 @@ def build(*, tests: list[dict], collected: dict[str, list[str]], roots: list[Pat
                 "note": c.note, "verdict": verdict, "message": message,
                 "tests": [t["nodeid"] for t in ctests],
             })
+        if any(c["page"] == page.name for c in clauses):
+            page_rows.append({"page": page.name, "title": page.title, "suite": page.suite,
+                              "clauses": len(page.clauses)})
     summary_clauses = {v: sum(1 for c in clauses if c["verdict"] == v) for v in VERDICTS}
     outcomes: dict[str, int] = {}
     for t in tests:

@@ -59,7 +59,7 @@ def needing_vm(pages: list[str], clauses: list[str]) -> list[str]:
         page = known[cid.split("/")[0]]
         if pages and page.name not in wanted_pages and page.suite not in wanted_pages:
             continue
-        if clauses and not any(cid == c or cid.startswith(c.rstrip("/") + "/") for c in clauses):
+        if clauses and not catalogue.selected(cid, clauses):
             continue
         out.append(cid)
     return out
@@ -111,8 +111,13 @@ class VMEnvironment(Environment):
 
     def __init__(self, name: str | None = None, kernel: Path | None = None, *,
                  load_policy: bool = True, enforce: bool = True,
-                 timeout: float = DEFAULT_TIMEOUT, echo=None, **details):
+                 timeout: float = DEFAULT_TIMEOUT, echo=None, scope: str = "all", **details):
+        """``scope``: "all" runs the selection as given; "needs-vm" narrows it to the
+        clauses that need the VM (a matrix column beside host runs of the same selection)."""
+        if scope not in ("all", "needs-vm"):
+            raise ValueError(f"unknown VM scope {scope!r}: all or needs-vm")
         super().__init__(name or "vm", **details)
+        self.scope = scope
         self.kernel_path = Path(kernel) if kernel else None
         self.load_policy = load_policy
         self.enforce = enforce
@@ -183,6 +188,12 @@ class VMEnvironment(Environment):
             return self._run(selection, out_dir)
 
     def _run(self, selection: Selection, out_dir: Path) -> Path:
+        if self.scope == "needs-vm":
+            selection = Selection(clauses=needing_vm(selection.pages, selection.clauses),
+                                  jobs=selection.jobs, timeout=selection.timeout,
+                                  pytest_args=selection.pytest_args)
+            if not selection.clauses:
+                raise VMError("no clause of this selection needs the VM")
         if self.kernel is None:
             self.prepare()
         self.details["cmdline"] = self.cmdline()
