@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import debian
+from harness import debian, procs
 
 SOCKET = "/var/run/docker.sock"
 EXEC_ROOT = Path("/var/run/docker")  # dockerd's runtime state (containerd, netns, plugins)
@@ -168,7 +168,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - stopping must go on
                 print(f"sockspec: removing containers failed: {exc}", flush=True)
             if self.proc is not None and self.proc.poll() is None:
-                helpers = _descendants(self.proc.pid) + _managed_helpers()
+                helpers = procs.descendants(self.proc.pid) + _managed_helpers()
                 self.proc.send_signal(signal.SIGTERM)
                 try:
                     self.proc.wait(self.stop_timeout)
@@ -229,22 +229,6 @@ class Engine:
         self.stop()
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
 def _managed_helpers() -> list[int]:
     """The containerd and containerd-shim processes of a dockerd-managed containerd (their
     command lines name its socket under the exec root); shims are re-parented away from it."""
@@ -264,8 +248,7 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
     """Wait for ``pids`` to exit; what is still there after ``timeout`` is killed."""
     deadline = time.monotonic() + timeout
     while True:
-        alive = [p for p in pids if Path(f"/proc/{p}").exists()
-                 and not Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"]
+        alive = [p for p in pids if procs.alive(p)]
         if not alive:
             return
         if time.monotonic() > deadline:

@@ -3,11 +3,12 @@ looking at what the host holds (namespaces, links, processes, temporary files)."
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from harness.procs import alive, descendants  # noqa: F401 - the tests' names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,32 +34,35 @@ def run_cli(*args, timeout=600, tmpdir=None) -> subprocess.CompletedProcess:
                           env=e, capture_output=True, text=True, timeout=timeout)
 
 
-def descendants(pid: int) -> list[int]:
-    """Live (non-zombie) descendants of ``pid``."""
-    children: dict[int, list[int]] = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
+def in_child_as(uid: int, fn):
+    """Run ``fn`` in a forked child switched to ``uid`` (all of real, effective, saved;
+    no supplementary groups), with the harness's privilege probes forgotten; its JSON-able
+    result."""
+    import json
+
+    from harness import netns, sandbox
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
         try:
-            text = Path(stat).read_text()
-        except OSError:
-            continue
-        rest = text.rsplit(")", 1)[1].split()
-        state, ppid = rest[0], int(rest[1])
-        if state != "Z":
-            children.setdefault(ppid, []).append(int(stat.split("/")[2]))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            netns.can_create.cache_clear()
+            sandbox._probe_isolation.cache_clear()
+            sandbox.shares_container_namespace.cache_clear()
+            os.write(w, json.dumps(fn()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return json.loads(data)
 
 
 def host_state() -> dict:

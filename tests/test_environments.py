@@ -1,36 +1,10 @@
 """Environment-facing parts of the harness: what a run that cannot set itself up does
 (skips with the reason, never errors), and the image cache."""
 
-import json
-import os
 import time
 
-from harness import netns, sandbox
-
-
-def _in_child_as(uid: int, fn):
-    """Run ``fn`` in a forked child switched to ``uid``; its JSON-able result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            netns.can_create.cache_clear()
-            sandbox._probe_isolation.cache_clear()
-            sandbox.shares_container_namespace.cache_clear()
-            os.write(w, json.dumps(fn()).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
+from harness import sandbox
+from tests.helpers import in_child_as
 
 
 def test_a_non_root_test_that_sets_a_namespace_sysctl_skips_with_the_reason():
@@ -41,13 +15,13 @@ def test_a_non_root_test_that_sets_a_namespace_sysctl_skips_with_the_reason():
         out = sandbox.run(lambda: sysctl.write("net.ipv4.ip_default_ttl", 33), tmp_root="/tmp")
         sandbox.reap(block=True)
         return out.to_dict()
-    out = _in_child_as(65534, fn)
+    out = in_child_as(65534, fn)
     assert out["status"] == "skipped", out
     assert "as uid 65534" in out["message"] and "net.ipv4.ip_default_ttl" in out["message"]
 
 
 def test_a_non_root_caller_can_isolate_its_tests():
-    assert _in_child_as(65534, sandbox.isolation_unavailable) is None
+    assert in_child_as(65534, sandbox.isolation_unavailable) is None
 
 
 def test_a_warm_image_build_builds_nothing():

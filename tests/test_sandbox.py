@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness import expect, inject, netns, sandbox
-from tests.helpers import alive
+from tests.helpers import alive, in_child_as
 
 
 def test_pass_reports_observed_values():
@@ -173,34 +173,16 @@ def test_inject_parse(spec, names, err):
 def test_non_root_caller_gets_an_isolated_unprivileged_child():
     """Run by an ordinary user, the sandbox makes a user namespace mapping only that user
     and a network namespace in it, and the body runs with no capabilities."""
-    import json
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            netns.can_create.cache_clear()
+    def body():
+        from harness import privileges
+        socket.socket(socket.AF_UNIX).bind(b"\0mine")
+        expect.observe("who", [os.getuid(), sorted(privileges.effective()), netns.current_inode()])
 
-            def body():
-                from harness import privileges
-                socket.socket(socket.AF_UNIX).bind(b"\0mine")
-                expect.observe("who", [os.getuid(), sorted(privileges.effective()),
-                                       netns.current_inode()])
-            out = sandbox.run(body, tmp_root="/tmp")
-            sandbox.reap(block=True)
-            os.write(w, json.dumps(out.to_dict()).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    out = json.loads(data)
+    def fn():
+        out = sandbox.run(body, tmp_root="/tmp")
+        sandbox.reap(block=True)
+        return out.to_dict()
+    out = in_child_as(65534, fn)
     assert out["status"] == "passed", out
     uid, caps, ino = out["values"]["who"]
     assert uid == 65534 and caps == [] and ino != netns.current_inode()
