@@ -1,7 +1,7 @@
 """sockspec's command line.
 
     ./sockspec run [--page unix.7] [--clause ID] [-n 2] [--baseline FILE --gate] [--vm] [-- PYTEST ARGS]
-    ./sockspec vm [--kernel PATH] [--page P] [--clause ID]
+    ./sockspec vm [--kernel PATH] [--image NAME] [--page P] [--clause ID]
     ./sockspec report [results.json] [index.html]
     ./sockspec merge A/results.json B/results.json ... [-o matrix.html]
     ./sockspec gate --baseline FILE [results.json]
@@ -125,6 +125,8 @@ def _add_vm_options(parser, *, standalone: bool) -> None:
     parser.add_argument("--kernel", help="the kernel the VM boots: a .deb, an unpacked tree or an "
                                          "image (default: Debian's linux-image for this release)")
     parser.add_argument("--vm-timeout", type=float, help="time limit of the whole VM run, seconds")
+    parser.add_argument("--image", help="boot with this container image (containers/images.toml: selinux, "
+                                        "ipsec, plain) as the VM's root instead of the host's")
     if standalone:
         parser.add_argument("--no-policy", action="store_true",
                             help="boot without loading the SELinux policy (a misconfiguration check)")

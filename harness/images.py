@@ -27,7 +27,18 @@ CONTAINERS = catalogue.ROOT / "containers"
 REPO = "sockspec"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
+PYTHON = (3, 11)                     # the images' python3: Debian 12's (base.toml: bookworm)
 BUILD_TIMES: dict[str, float] = {}   # image name -> seconds spent building it in this process
+
+
+def check_python() -> None:
+    """The images run this checkout with their python3 and the .venv's packages on
+    PYTHONPATH (container and VM environments): the minor versions must match."""
+    import sys
+
+    if sys.version_info[:2] != PYTHON:
+        raise RuntimeError(f"the images' python3 is {PYTHON[0]}.{PYTHON[1]} (Debian 12) and cannot load "
+                           f"this .venv's {sys.version_info[0]}.{sys.version_info[1]} packages")
 
 
 def recipes() -> dict[str, dict]:

@@ -131,6 +131,13 @@ def interpreter_for_others() -> tuple[str, dict]:
     system = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
     if not os.path.exists(system):
         raise RuntimeError(f"{sys.executable} is not reachable by other users and {system} is missing")
-    paths = sysconfig.get_paths()
-    return system, {"PYTHONPATH": os.pathsep.join([str(ROOT), *sorted({paths["purelib"], paths["platlib"]})]),
+    return system, {"PYTHONPATH": os.pathsep.join([str(ROOT), *venv_site_packages()]),
                     "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def venv_site_packages() -> list[str]:
+    """The running .venv's site-packages folders: with the checkout, the PYTHONPATH that lets
+    another python3 of the same minor version (the system's, an image's) run this checkout
+    with these dependency versions."""
+    paths = sysconfig.get_paths()
+    return sorted({paths["purelib"], paths["platlib"]})

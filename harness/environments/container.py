@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 from harness import catalogue, images, privileges
 from harness.docker_engine import LABEL
-from harness.environments import ROOT, Environment, Selection
+from harness.environments import ROOT, Environment, Selection, venv_site_packages
 
 DOCKER_DEFAULT_CAPS = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
                        "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL",
@@ -51,7 +49,6 @@ VARIANTS: dict[str, dict] = {
                "userns": "0:100000:65536"},
 }
 OUT = "/sockspec-out"              # the results folder inside the container
-IMAGE_PYTHON = (3, 11)             # Debian 12's python3 (containers/base.toml: bookworm)
 DEFAULT_RUN_TIMEOUT = 900.0        # the whole suite in one container: ~15-25 s here
 
 
@@ -94,16 +91,11 @@ class ContainerEnvironment(Environment):
 
     def _mounts(self, out_dir: Path) -> list[tuple[str, str, str]]:
         mounts = [(str(ROOT), str(ROOT), "ro"), (str(catalogue.MANPAGES), str(catalogue.MANPAGES), "ro")]
-        for lib in self._site_packages():
+        for lib in venv_site_packages():
             if not Path(lib).is_relative_to(ROOT):
                 mounts.append((lib, lib, "ro"))
         mounts.append((str(out_dir), OUT, "rw"))
         return mounts
-
-    @staticmethod
-    def _site_packages() -> list[str]:
-        paths = sysconfig.get_paths()
-        return sorted({paths["purelib"], paths["platlib"]})
 
     def command(self, selection: Selection) -> list[str]:
         cmd = ["timeout", "--kill-after=10", str(int(self.run_timeout)),
@@ -115,9 +107,7 @@ class ContainerEnvironment(Environment):
     # ------------------------------------------------------------------ Environment
 
     def prepare(self) -> None:
-        if sys.version_info[:2] != IMAGE_PYTHON:
-            raise RuntimeError(f"the images' python3 is {IMAGE_PYTHON[0]}.{IMAGE_PYTHON[1]} (Debian 12) "
-                               f"and cannot load this .venv's {sys.version_info[0]}.{sys.version_info[1]} packages")
+        images.check_python()
         self.details["image_tag"] = images.ensure(self.details["image"])
 
     def run(self, selection: Selection, out_dir: Path) -> Path:
@@ -131,7 +121,7 @@ class ContainerEnvironment(Environment):
         user, host_uid = self._user()
         if host_uid is not None:
             os.chown(out_dir, host_uid, host_uid)
-        env = {**self.env_vars(), "PYTHONPATH": os.pathsep.join([str(ROOT), *self._site_packages()]),
+        env = {**self.env_vars(), "PYTHONPATH": os.pathsep.join([str(ROOT), *venv_site_packages()]),
                "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp"}
         if os.environ.get("SOCKSPEC_MANPAGES"):
             env["SOCKSPEC_MANPAGES"] = os.environ["SOCKSPEC_MANPAGES"]

@@ -9,7 +9,11 @@ accelerator (:func:`harness.vm.qemu.choose_accel`: KVM if a probe boot works, el
 
 ``run()`` boots once per run.  The guest mounts the host's root read-only over 9p under a
 tmpfs overlay (the project, its .venv and the host's programs run unchanged; what the
-guest writes stays in the guest) and a private read-write share for its results; loads the policy and enforces it; switches to the policy's test context;
+guest writes stays in the guest) -- or, with ``image="selinux"`` (a name in
+``containers/images.toml``), that image's exported file system (:mod:`harness.vm.rootfs`)
+with the checkout, the man pages, the .venv's site-packages, the kernel's modules and the
+policy mounted read-only at their host paths, the suites then run by the image's python3
+with the .venv's packages on PYTHONPATH, as in a container -- and a private read-write share for its results; loads the policy and enforces it; switches to the policy's test context;
 runs ``python -m harness.cli run`` on the selection with the SOCKSPEC_ENVIRONMENT*
 variables set; powers off.  The results.json (and index.html) it wrote are moved into
 ``out_dir``.  A guest that outlives the time limit is killed, and a boot that fails says
@@ -33,8 +37,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness import catalogue, debian
-from harness.environments import ROOT, Environment, Selection
-from harness.vm import HERE, guest_kernel, initramfs, policy, qemu
+from harness import images
+from harness.environments import ROOT, Environment, Selection, venv_site_packages
+from harness.vm import HERE, guest_kernel, initramfs, policy, qemu, rootfs
 
 DEFAULT_TIMEOUT = 900.0
 GUEST_SCRIPT = HERE / "guest.sh"
@@ -111,13 +116,20 @@ class VMEnvironment(Environment):
 
     def __init__(self, name: str | None = None, kernel: Path | None = None, *,
                  load_policy: bool = True, enforce: bool = True,
-                 timeout: float = DEFAULT_TIMEOUT, echo=None, scope: str = "all", **details):
+                 timeout: float = DEFAULT_TIMEOUT, echo=None, scope: str = "all",
+                 image: str | None = None, **details):
         """``scope``: "all" runs the selection as given; "needs-vm" narrows it to the
-        clauses that need the VM (a matrix column beside host runs of the same selection)."""
+        clauses that need the VM (a matrix column beside host runs of the same selection).
+        ``image``: boot with that container image (containers/images.toml) as the root
+        instead of the host's."""
         if scope not in ("all", "needs-vm"):
             raise ValueError(f"unknown VM scope {scope!r}: all or needs-vm")
         super().__init__(name or "vm", **details)
         self.scope = scope
+        if image is not None and image not in images.recipes():
+            raise ValueError(f"unknown image {image!r}; known: {', '.join(images.recipes())}")
+        self.image = image
+        self.rootfs: rootfs.Rootfs | None = None
         self.kernel_path = Path(kernel) if kernel else None
         self.load_policy = load_policy
         self.enforce = enforce
@@ -136,7 +148,12 @@ class VMEnvironment(Environment):
             raise VMError(f"the guest script's path {GUEST_SCRIPT} must exist and hold no white space "
                           "(it goes on the kernel command line)")
         qemu.ensure_installed()
-        debian.ensure("netlabel-tools", "iproute2")    # run from the host root by the guest's fixtures
+        if self.image:
+            images.check_python()
+            self.rootfs = rootfs.export(self.image)
+            self.timings["export_s"] = self.rootfs.export_s
+        else:
+            debian.ensure("netlabel-tools", "iproute2")    # run from the host root by the guest's fixtures
         self.kernel = (guest_kernel.from_path(self.kernel_path) if self.kernel_path
                        else guest_kernel.default())
         self.initrd = initramfs.build(self.kernel.modules)
@@ -147,8 +164,10 @@ class VMEnvironment(Environment):
         if self.name == "vm":
             major_minor = ".".join(self.kernel.release.split("-")[0].split(".")[:2])
             self.name = (f"vm-debian-{major_minor}" if self.kernel_path is None
-                         else f"vm-{self.kernel.release}")
+                         else f"vm-{self.kernel.release}") + (f"-{self.image}" if self.image else "")
         self.details.update(self.kernel.describe())
+        if self.rootfs:
+            self.details.update(self.rootfs.describe())
         self.details.update(accel=self.accel, accel_reason=why)
         if self.load_policy:
             self.details.update(self.policy.describe(), selinux="enforcing" if self.enforce else "permissive")
@@ -156,8 +175,34 @@ class VMEnvironment(Environment):
             self.details.update(policy=None, selinux="no policy loaded")
         self.timings["prepare_s"] = round(time.monotonic() - t, 2)
 
+    def host_paths(self) -> list[Path]:
+        """With an image root: what the run needs from the host, mounted read-only at the
+        same paths in the guest (one 9p share each, stage 1 mounts them in this order)."""
+        if not self.image:
+            return []
+        k = self.kernel
+        paths = [ROOT, catalogue.MANPAGES, *map(Path, venv_site_packages())]
+        paths += [p for p in (k.modules, k.config.parent if k.config else None) if p]
+        if self.load_policy:
+            paths.append(self.policy.binary.parent)
+        out = rootfs.host_paths(paths)
+        spaced = [str(p) for p in out if any(c.isspace() or c in ",:" for c in str(p))]
+        if spaced:
+            raise VMError(f"these paths go on the kernel command line and must hold no white space, "
+                          f"comma or colon: {', '.join(spaced)}")
+        return out
+
+    def shares(self, out_share: Path) -> list[qemu.Share]:
+        root = self.rootfs.path if self.image else Path("/")
+        extra = [qemu.Share(f"sockspec_m{i}", p, True) for i, p in enumerate(self.host_paths())]
+        return [qemu.Share("sockspec_root", root, True), qemu.Share("sockspec_out", out_share, False), *extra]
+
     def cmdline(self) -> str:
-        return qemu.kernel_cmdline(self.kernel, [f"sockspec_guest={GUEST_SCRIPT}"])
+        extra = [f"sockspec_guest={GUEST_SCRIPT}"]
+        mounts = [f"sockspec_m{i}:{p}" for i, p in enumerate(self.host_paths())]
+        if mounts:
+            extra.append("sockspec_mounts=" + ",".join(mounts))
+        return qemu.kernel_cmdline(self.kernel, extra)
 
     def _job(self, selection: Selection) -> str:
         """job.env: what the guest script sources (shell, every value quoted)."""
@@ -175,7 +220,12 @@ class VMEnvironment(Environment):
         if not selection.jobs:      # no xdist: skip importing the plugins pytest would autoload
             lines.append("export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1")
         lines += [f"export {k_}={q(v)}" for k_, v in self.env_vars().items()]
-        cli = [sys.executable, "-m", "harness.cli", "run", "--out", "/run/sockspec/out",
+        python = sys.executable
+        if self.image:              # the image's python3 with the .venv's packages, as a container
+            python = "python3"
+            lines.append(f"export PYTHONPATH={q(os.pathsep.join([str(ROOT), *venv_site_packages()]))}")
+            lines.append("export HOME=/tmp")
+        cli = [python, "-m", "harness.cli", "run", "--out", "/run/sockspec/out",
                *selection.cli_args()]
         if "--" not in cli:
             cli.append("--")
@@ -209,9 +259,7 @@ class VMEnvironment(Environment):
             (share / "job.env").write_text(self._job(selection))
             console = work / "console.log"
             cmd = qemu.command(self.kernel, self.initrd, self.accel, self.cmdline(), console,
-                               [qemu.Share("sockspec_root", Path("/"), True),
-                                qemu.Share("sockspec_out", share, False)],
-                               cpus=2 if selection.jobs else 1)
+                               self.shares(share), cpus=2 if selection.jobs else 1)
             boot = qemu.boot(cmd, console, self.timeout, echo=self.echo)
             self.last_boot = boot
             self._timings(boot)
@@ -263,6 +311,7 @@ def main(args, extra: list[str]) -> int:
             return 0
     out = Path(args.out) if standalone else Path(args.out) / "vm"
     env = VMEnvironment(kernel=Path(args.kernel) if args.kernel else None,
+                        image=getattr(args, "image", None),
                         load_policy=not getattr(args, "no_policy", False),
                         enforce=not getattr(args, "permissive", False),
                         timeout=args.vm_timeout or DEFAULT_TIMEOUT,
@@ -272,6 +321,7 @@ def main(args, extra: list[str]) -> int:
         print(f"sockspec: VM {env.name}: kernel {env.kernel.release} ({env.kernel.source}), "
               f"{env.kernel.machine}, {env.accel} ({env.details['accel_reason']}), "
               f"SELinux {env.details['selinux']}"
+              + (f", root: image {env.rootfs.tag}" if env.rootfs else "")
               + (f", policy {env.policy.name} {env.policy.hash}" if env.load_policy else ""), flush=True)
         path = env.run(selection, out)
     except (VMError, RuntimeError, OSError, subprocess.CalledProcessError) as exc:

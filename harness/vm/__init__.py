@@ -9,6 +9,8 @@
                      enforce, run ``harness.cli run``, power off
     policy.py        compile policy/sockspec.cil with secilc
     policy/          the SELinux policy's source (CIL)
+    rootfs.py        a container image (containers/) exported once as a guest root, for
+                     VMEnvironment(image=...)
     qemu.py          the KVM probe, booting QEMU with a time limit, the console log
     progress.py      a pytest plugin the guest loads: progress marks on the console
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,3 +54,26 @@ def digest(*parts: bytes | str | Path) -> str:
             h.update(p.encode() if isinstance(p, str) else p)
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+class staging:
+    """A staging folder beside ``target``, renamed to it on success (with a ``.complete``
+    marker inside), removed otherwise: an interrupted fetch or export leaves nothing that
+    looks complete."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __enter__(self) -> Path:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.target.parent))
+        return self.stage
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            (self.stage / ".complete").touch()
+            shutil.rmtree(self.target, ignore_errors=True)
+            os.rename(self.stage, self.target)
+        else:
+            shutil.rmtree(self.stage, ignore_errors=True)
+        return False

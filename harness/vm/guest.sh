@@ -1,5 +1,7 @@
 #!/bin/sh
-# sockspec VM, stage 2: PID 1, in the host's root (read-only over 9p), run by its /bin/sh.
+# sockspec VM, stage 2: PID 1, in the host's root (read-only over 9p), run by its /bin/sh
+# -- or in a container image's root with the project's paths mounted in (init.sh), run by
+# the image's /bin/sh.
 #
 # Mounts the kernel's file systems and the read-write share (tag sockspec_out) on
 # /run/sockspec (the root is the host's under a tmpfs overlay, see init.sh), reads the job the host wrote there (job.env: the policy, the context to
@@ -40,8 +42,10 @@ fi
 if [ -n "$SOCKSPEC_KERNEL_CONFIG" ]; then
     mkdir -p /boot && ln -sf "$SOCKSPEC_KERNEL_CONFIG" "/boot/config-$release"
 fi
-ip link set lo up
-hostname sockspec-vm
+ip link set lo up || fail "ip link set lo up (is iproute2 in this root?)"
+echo sockspec-vm > /proc/sys/kernel/hostname
+# An exported image's /etc/hosts is Docker's empty placeholder: give localhost a name.
+[ -s /etc/hosts ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > /etc/hosts
 
 if [ -n "$SOCKSPEC_POLICY" ]; then
     [ -e /sys/fs/selinux/load ] || fail "no selinuxfs: SELinux is not active in this kernel"

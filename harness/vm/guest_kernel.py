@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import debian
-from harness.vm import cache_dir, digest
+from harness.vm import cache_dir, digest, staging as _staging
 
 META_PACKAGE = "linux-image-amd64"
 XEN_ELFNOTE_PHYS32_ENTRY = 18
@@ -90,27 +90,6 @@ def from_path(path: Path) -> GuestKernel:
 
 
 # ---------------------------------------------------------------- unpacking
-
-
-class _staging:
-    """A staging folder beside ``target``, renamed to it on success, removed otherwise."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.target.parent))
-        return self.stage
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            (self.stage / ".complete").touch()
-            shutil.rmtree(self.target, ignore_errors=True)
-            os.rename(self.stage, self.target)
-        else:
-            shutil.rmtree(self.stage, ignore_errors=True)
-        return False
 
 
 def _unpack_deb(deb: Path, stage: Path, keep: bool = False) -> None:
