@@ -22,10 +22,8 @@ import bz2
 import lzma
 import os
 import re
-import shutil
 import struct
 import subprocess
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
