@@ -19,7 +19,6 @@ stopped afterwards (harness.docker_engine).  Then the columns are rendered.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import json
 import signal

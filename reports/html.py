@@ -29,7 +29,7 @@ from pathlib import Path
 
 from reports import charts, runs
 from reports.comparison import Comparison
-from reports.matrix import Column, Matrix
+from reports.matrix import Matrix
 
 VERDICT_ORDER = ("fail", "pass", "skip", "untestable", "uncovered")
 COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "skip": "#9a6700", "uncovered": "#6e7781",
