@@ -15,6 +15,7 @@ read-only at their own paths in it, one 9p share each.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -60,11 +61,12 @@ def export(name: str) -> Rootfs:
 
 
 def host_paths(paths: list[Path]) -> list[Path]:
-    """The folders to make visible in the guest at their own paths: ``paths`` resolved,
-    without those inside another (a share shows everything below it), shortest first (the
-    order stage 1 mounts them in)."""
+    """The folders to make visible in the guest at their own paths: ``paths`` made absolute
+    but not resolved (the run reads them by these names: a ``../shared`` that is a symlink
+    must appear in the guest where the symlink is), without those inside another (a share
+    shows everything below it), shortest first (the order stage 1 mounts them in)."""
     out: list[Path] = []
-    for p in sorted({Path(p).resolve() for p in paths}, key=lambda p: (len(p.parts), str(p))):
+    for p in sorted({Path(os.path.abspath(p)) for p in paths}, key=lambda p: (len(p.parts), str(p))):
         if not any(p.is_relative_to(q) for q in out):
             out.append(p)
     return out
