@@ -265,13 +265,15 @@ def test_recverr_is_an_int_flag_off_by_default(kind, proto):
     expect.equal("IP_RECVERR (value, optlen): new, after 1, after 0", values, [(0, 4), (1, 4), (0, 4)])
 
 
-def _tcp_connected_pair():
-    topo = topology.two_hosts()
+def _tcp_connected_pair(topo=None, server_addr: str = "10.0.1.2"):
+    """A TCP connection from host a to host b (``server_addr``) of ``topo`` (default:
+    two hosts on one link): (topo, client, accepted server socket)."""
+    topo = topo or topology.two_hosts()
     listener = topo.socket("b", socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("10.0.1.2", PORT))
+    listener.bind((server_addr, PORT))
     listener.listen()
     client = topo.socket("a", socket.AF_INET, socket.SOCK_STREAM)
-    client.connect(("10.0.1.2", PORT))
+    client.connect((server_addr, PORT))
     server, _ = listener.accept()
     return topo, client, server
 
@@ -672,12 +674,7 @@ def test_tcp_path_mtu_discovery():
     and a's IP_MTU then reads 1280."""
     topo = topology.routed(ROUTER_MTU)
     topo.add_route("b", "default", via="10.0.2.254", metrics={"RTAX_ADVMSS": 1460})
-    listener = topo.socket("b", socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("10.0.2.1", PORT))
-    listener.listen()
-    client = topo.socket("a", socket.AF_INET, socket.SOCK_STREAM)
-    client.connect(("10.0.2.1", PORT))
-    server, _ = listener.accept()
+    _, client, server = _tcp_connected_pair(topo, "10.0.2.1")
     expect.equal("bytes delivered", _pump(client, server, 200_000), 200_000)
     expect.equal("IP_MTU of a's TCP socket", _ip_mtu(client), ROUTER_MTU)
 

@@ -91,6 +91,17 @@ def _ctrunc(received: rawsock.Received) -> bool:
     return bool(received.flags & socket.MSG_CTRUNC)
 
 
+def _three_write_ends_in_flight(kind):
+    """Three pipes' write ends sent in one SCM_RIGHTS message and closed by the sender:
+    (both sockets -- the sender must stay open --, the pipes, the open fds before receiving)."""
+    a, b = socket.socketpair(socket.AF_UNIX, kind)
+    pipes = _pipes(3)
+    expect.succeeds(_send_fds, a, [w for _, w in pipes], what="sendmsg")
+    for _, w in pipes:
+        os.close(w)
+    return a, b, pipes, _open_fds()
+
+
 @pytest.mark.clause(
     "unix.7/description/ancillary-fds-and-credentials",
     "unix.7/ancillary/sendmsg-recvmsg",
@@ -215,12 +226,7 @@ def test_small_control_buffer_closes_excess_fds(kind, controllen, fit):
     byte arrives, MSG_CTRUNC is set, the fd list is the first ``fit`` fds sent, the
     receiver's fd table gains exactly those, and the other pipes have no writer left.
     """
-    a, b = socket.socketpair(socket.AF_UNIX, kind)
-    pipes = _pipes(3)
-    expect.succeeds(_send_fds, a, [w for _, w in pipes], what="sendmsg")
-    for _, w in pipes:
-        os.close(w)
-    before = _open_fds()
+    a, b, pipes, before = _three_write_ends_in_flight(kind)
     r = _recv(b, controllen)
     new = _open_fds() - before
     got = _received_fds(r)
@@ -246,12 +252,7 @@ def test_rlimit_nofile_closes_excess_fds(kind):
     first fd is delivered, the fd table gains only it, the other two pipes have no writer
     left.  Whether MSG_CTRUNC is set is recorded: the page does not say for this case.
     """
-    a, b = socket.socketpair(socket.AF_UNIX, kind)
-    pipes = _pipes(3)
-    expect.succeeds(_send_fds, a, [w for _, w in pipes], what="sendmsg")
-    for _, w in pipes:
-        os.close(w)
-    before = _open_fds()
+    a, b, pipes, before = _three_write_ends_in_flight(kind)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = _limit_leaving(before, 1)
     expect.observe("receiver's RLIMIT_NOFILE soft limit", limit)
